@@ -1,0 +1,135 @@
+"""Comparisons and random cases shared by the unit tests, the chapters' checks and the
+assignments' visible and hidden tests.
+
+Failures are explained in plain words: which output, which input shape, how far off and
+where, so that a student knows what to fix without seeing the reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+# (rtol, atol) per dtype: loose enough for any correct order of floating-point operations
+# (and for float16/bfloat16 kernels that do not upcast), tight enough that a wrong axis, a
+# missing scale or a dropped term fails by orders of magnitude.
+TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
+    torch.float64: (1e-7, 1e-9),
+    torch.float32: (1e-5, 1e-6),
+    torch.float16: (5e-3, 1e-3),
+    torch.bfloat16: (3e-2, 1e-2),
+}
+
+
+def tolerances(dtype: torch.dtype) -> tuple[float, float]:
+    """``(rtol, atol)`` for comparing results computed in ``dtype``."""
+    if dtype not in TOLERANCES:
+        raise ValueError(f"no tolerance defined for dtype {dtype}")
+    return TOLERANCES[dtype]
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"tensor of shape {tuple(x.shape)}, dtype {x.dtype}, on {x.device.type}"
+    return type(x).__name__
+
+
+def assert_close(
+    actual: object,
+    expected: torch.Tensor,
+    *,
+    name: str = "output",
+    inputs: str = "",
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> None:
+    """Raise ``AssertionError`` with a readable message unless ``actual`` matches ``expected``.
+
+    Checks, in order: that ``actual`` is a tensor; its shape, dtype and device; NaN/inf
+    where the expected values are finite; then ``|actual - expected| <= atol + rtol *
+    |expected|`` element by element, with the dtype's :data:`TOLERANCES` by default.
+    ``inputs`` describes the case (e.g. ``"x of shape (3, 5), dim=0"``) for the message.
+    """
+    case = f" for {inputs}" if inputs else ""
+    if not isinstance(actual, torch.Tensor):
+        raise AssertionError(f"{name}{case}: expected a tensor, got {_describe(actual)}")
+    if actual.shape != expected.shape:
+        raise AssertionError(
+            f"{name}{case}: expected shape {tuple(expected.shape)}, got {tuple(actual.shape)}"
+        )
+    if actual.dtype != expected.dtype:
+        raise AssertionError(f"{name}{case}: expected dtype {expected.dtype}, got {actual.dtype}")
+    if actual.device.type != expected.device.type:
+        raise AssertionError(
+            f"{name}{case}: expected the result on {expected.device.type} (the input's device), "
+            f"got it on {actual.device.type}"
+        )
+    default_rtol, default_atol = tolerances(expected.dtype)
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
+    a = actual.detach().to("cpu", torch.float64)
+    e = expected.detach().to("cpu", torch.float64)
+    bad_nan = (~torch.isfinite(a)) & torch.isfinite(e)
+    if bad_nan.any():
+        index = tuple(int(i) for i in bad_nan.nonzero()[0])
+        raise AssertionError(
+            f"{name}{case}: {int(bad_nan.sum())} value(s) are NaN or infinite where finite "
+            f"values were expected, first at index {index} (got {a[index].item()})"
+        )
+    same_nonfinite = (~torch.isfinite(e)) & ((a == e) | (a.isnan() & e.isnan()))
+    error = torch.where(same_nonfinite, torch.zeros_like(a), (a - e).abs())
+    allowed = atol + rtol * e.abs()
+    too_far = (error > allowed) & ~same_nonfinite
+    if too_far.any():
+        worst = int((error - allowed).argmax())
+        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), e.shape))
+        raise AssertionError(
+            f"{name}{case}: {int(too_far.sum())} of {e.numel()} values are off; the largest "
+            f"error is {error.max().item():.3g} (at index {index}: got {a[index].item():.6g}, "
+            f"expected {e[index].item():.6g}; allowed atol={atol:g} + rtol={rtol:g} * |expected|)"
+        )
+
+
+def make_generator(seed: int) -> torch.Generator:
+    """A CPU generator: cases drawn from it are identical on every device."""
+    return torch.Generator().manual_seed(seed)
+
+
+def random_shape(
+    generator: torch.Generator, ndim: int, low: int = 2, high: int = 9
+) -> tuple[int, ...]:
+    """A shape of ``ndim`` distinct sizes in ``[low, high)``.
+
+    Distinct sizes make a reduction over the wrong axis, or a transpose that should not be
+    there, fail with a shape error or a wrong value instead of passing by symmetry.
+    """
+    if high - low < ndim:
+        raise ValueError(f"cannot draw {ndim} distinct sizes from [{low}, {high})")
+    sizes = torch.randperm(high - low, generator=generator)[:ndim] + low
+    return tuple(int(s) for s in sizes)
+
+
+def random_tensor(
+    shape: Sequence[int],
+    generator: torch.Generator,
+    *,
+    scale: float = 1.0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    requires_grad: bool = False,
+) -> torch.Tensor:
+    """Standard normal entries times ``scale``, drawn on the CPU then moved to ``device``."""
+    x = torch.randn(tuple(shape), generator=generator, dtype=torch.float64) * scale
+    return x.to(device=device, dtype=dtype).requires_grad_(requires_grad)
+
+
+def random_mask(
+    shape: Sequence[int],
+    generator: torch.Generator,
+    *,
+    keep: float = 0.7,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """A boolean mask (True = keep) with each entry kept with probability ``keep``."""
+    return (torch.rand(tuple(shape), generator=generator) < keep).to(device)
