@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import re
 import shutil
 import subprocess
@@ -13,6 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from tests.submissions import CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_NOTEBOOKS = sorted((ROOT / "solutions").glob("*/*.ipynb"))
@@ -38,9 +39,7 @@ def make(*args: str, course: Path) -> subprocess.CompletedProcess:
 
 def secret_lines(notebook: Path) -> set[str]:
     """The distinctive lines of a source notebook's solution and hidden-test regions."""
-    source = "\n".join(
-        cell.source for cell in nbformat.read(notebook, as_version=4).cells
-    )
+    source = "\n".join(cell.source for cell in nbformat.read(notebook, as_version=4).cells)
     regions = SOLUTION_REGION.findall(source) + HIDDEN_REGION.findall(source)
     lines = {line.strip() for region in regions for line in region.splitlines()}
     return {line for line in lines if len(line) >= 16}
@@ -97,126 +96,95 @@ def test_release_contains_no_solution_or_hidden_test_code(notebook):
 
 # --- autograding a class -------------------------------------------------------------------
 
-A0 = "a0_softmax"
 
-WRONG_AXIS_SOFTMAX = '''
-def softmax(x, dim=-1):
-    exps = (x - x.max(dim=-1, keepdim=True).values).exp()  # ignores `dim`
-    return exps / exps.sum(dim=-1, keepdim=True)
-'''
-
-MASK_AFTER_SOFTMAX = '''
-def masked_softmax(x, mask, dim=-1):
-    return softmax(x, dim=dim) * mask  # masked after normalising: rows no longer sum to 1
-'''
-
-CRASHING_CELL = '''
-raise RuntimeError("this cell crashes when the notebook runs")
-'''
+def cell_points(assignment: str) -> dict[str, float]:
+    """grade id -> points of every graded cell, from the source notebook's nbgrader metadata."""
+    nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    meta = [cell.metadata["nbgrader"] for cell in nb.cells]
+    return {m["grade_id"]: m["points"] for m in meta if m.get("grade")}
 
 
-def submission(**replacements: str) -> nbformat.NotebookNode:
-    """The released a0 notebook completed with the instructor's solutions, except the cells
+def submission(assignment: str, replacements: dict[str, str]) -> str:
+    """The released notebook completed with the instructor's solutions, except the cells
     named in ``replacements`` (grade id -> source)."""
+    source = ROOT / "solutions" / assignment / f"{assignment}.ipynb"
     solved = {
         cell.id: SOLUTION_REGION.sub(lambda m: m.group(1), cell.source)
-        for cell in nbformat.read(ROOT / "solutions" / A0 / f"{A0}.ipynb", as_version=4).cells
+        for cell in nbformat.read(source, as_version=4).cells
     }
-    nb = nbformat.read(ROOT / "assignments" / A0 / f"{A0}.ipynb", as_version=4)
+    nb = nbformat.read(ROOT / "assignments" / assignment / f"{assignment}.ipynb", as_version=4)
     for cell in nb.cells:
         if cell.id in replacements:
             cell.source = replacements[cell.id]
         elif cell.metadata["nbgrader"].get("solution"):
             cell.source = solved[cell.id]
-    return nb
+    return nbformat.writes(nb)
 
 
-CELL_POINTS = {
-    "test_softmax_visible": 1,
-    "test_softmax_random": 2,
-    "test_softmax_large_logits": 1,
-    "test_softmax_dtypes_and_gradient": 1,
-    "test_masked_softmax_visible": 1,
-    "test_masked_softmax_random": 3,
-    "test_masked_softmax_fully_masked": 1,
-}
-SOFTMAX_CELLS = [c for c in CELL_POINTS if "masked" not in c]
-MASKED_CELLS = [c for c in CELL_POINTS if "masked" in c]
-
-# student -> (cells replaced, the test cells that must score 0)
-CLASS = {
-    "alice": ({}, []),
-    "bob": ({"softmax": WRONG_AXIS_SOFTMAX},
-            # masked_softmax calls the wrong softmax; only its dim=-1 visible test survives
-            [c for c in CELL_POINTS if c != "test_masked_softmax_visible"]),
-    "carol": ({"masked_softmax": CRASHING_CELL}, MASKED_CELLS),
-    # weights of partly masked rows no longer sum to 1: every masked_softmax check fails
-    "erin": ({"masked_softmax": MASK_AFTER_SOFTMAX}, MASKED_CELLS),
-}
-
-
-@pytest.fixture(scope="module")
-def graded_class(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """A copy of the course with four submissions and a malformed one, autograded once."""
-    course = tmp_path_factory.mktemp("course")
+@pytest.fixture(scope="module", params=sorted(CLASSES))
+def graded_class(request, tmp_path_factory):
+    """A copy of the course with a class of submissions and a malformed one, autograded once."""
+    assignment = request.param
+    course = tmp_path_factory.mktemp(assignment)
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "solutions", course / "solutions")
-    assert make("release", course=course).returncode == 0
-    for student, (replacements, _) in CLASS.items():
-        folder = course / "submitted" / student / A0
+    assert make("release", f"ASSIGNMENT={assignment}", course=course).returncode == 0
+    for student, (replacements, _) in CLASSES[assignment].items():
+        folder = course / "submitted" / student / assignment
         folder.mkdir(parents=True)
-        (folder / f"{A0}.ipynb").write_text(nbformat.writes(submission(**replacements)))
-    broken = course / "submitted" / "dave" / A0
+        (folder / f"{assignment}.ipynb").write_text(submission(assignment, replacements))
+    broken = course / "submitted" / "zed" / assignment
     broken.mkdir(parents=True)
-    text = nbformat.writes(submission())
-    (broken / f"{A0}.ipynb").write_text(text[: len(text) // 2])  # truncated JSON
-    autograde = make("autograde", f"ASSIGNMENT={A0}", course=course)
-    return course, autograde
+    text = submission(assignment, {})
+    (broken / f"{assignment}.ipynb").write_text(text[: len(text) // 2])  # truncated JSON
+    autograde = make("autograde", f"ASSIGNMENT={assignment}", course=course)
+    return assignment, course, autograde
 
 
 def test_autograde_reports_the_malformed_submission_and_grades_the_rest(graded_class):
-    course, autograde = graded_class
+    assignment, course, autograde = graded_class
     log = autograde.stdout + autograde.stderr
     assert autograde.returncode != 0, "a failed submission must make the command fail"
-    assert "for student 'dave'" in log
-    for student in CLASS:
-        assert (course / "autograded" / student / A0 / f"{A0}.ipynb").exists(), log
+    assert "for student 'zed'" in log
+    for student in CLASSES[assignment]:
+        assert (course / "autograded" / student / assignment / f"{assignment}.ipynb").exists()
 
 
-def test_autograde_scores_each_test_cell_on_its_own(graded_class):
-    course, _ = graded_class
-    for student, (_, failing) in CLASS.items():
-        nb = json.loads((course / "autograded" / student / A0 / f"{A0}.ipynb").read_text())
+def test_each_bug_loses_exactly_the_points_of_the_cells_that_check_it(graded_class):
+    assignment, course, _ = graded_class
+    points = cell_points(assignment)
+    for student, (_, failing) in CLASSES[assignment].items():
+        graded = course / "autograded" / student / assignment / f"{assignment}.ipynb"
         scores = {}
-        for cell in nb["cells"]:
-            grade_id = cell["metadata"]["nbgrader"]["grade_id"]
-            if grade_id in CELL_POINTS:
-                errored = any(o["output_type"] == "error" for o in cell.get("outputs", []))
-                scores[grade_id] = 0 if errored else CELL_POINTS[grade_id]
-        expected = {c: 0 if c in failing else p for c, p in CELL_POINTS.items()}
+        for cell in nbformat.read(graded, as_version=4).cells:
+            grade_id = cell.metadata["nbgrader"]["grade_id"]
+            if grade_id in points:
+                errored = any(o.output_type == "error" for o in cell.get("outputs", []))
+                scores[grade_id] = 0 if errored else points[grade_id]
+        expected = {c: 0 if c in failing else p for c, p in points.items()}
         assert scores == expected, student
 
 
 def test_grades_export_and_feedback(graded_class):
-    course, _ = graded_class
-    assert make("feedback", f"ASSIGNMENT={A0}", course=course).returncode == 0
-    for student in CLASS:
-        assert (course / "feedback" / student / A0 / f"{A0}.html").exists()
+    assignment, course, _ = graded_class
+    assert make("feedback", f"ASSIGNMENT={assignment}", course=course).returncode == 0
+    for student in CLASSES[assignment]:
+        assert (course / "feedback" / student / assignment / f"{assignment}.html").exists()
     result = make("grades", course=course)
     assert result.returncode == 0, result.stdout + result.stderr
     with open(course / "grades.csv") as f:
         rows = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
-    total = sum(CELL_POINTS.values())
-    for student, (_, failing) in CLASS.items():
-        assert rows[student] == total - sum(CELL_POINTS[c] for c in failing), student
-    assert rows.get("dave", 0.0) == 0.0
+    points = cell_points(assignment)
+    for student, (_, failing) in CLASSES[assignment].items():
+        assert rows[student] == sum(points.values()) - sum(points[c] for c in failing), student
+    assert rows.get("zed", 0.0) == 0.0
 
 
 def test_submitted_files_are_left_untouched(graded_class):
-    course, _ = graded_class
-    for student, (replacements, _) in CLASS.items():
-        on_disk = (course / "submitted" / student / A0 / f"{A0}.ipynb").read_text()
-        assert on_disk == nbformat.writes(submission(**replacements))
+    assignment, course, _ = graded_class
+    for student, (replacements, _) in CLASSES[assignment].items():
+        on_disk = course / "submitted" / student / assignment / f"{assignment}.ipynb"
+        assert on_disk.read_text() == submission(assignment, replacements)
 
 
 if __name__ == "__main__":

@@ -27,22 +27,46 @@ def naive_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return e / e.sum(dim=dim, keepdim=True)
 
 
+class _StableSoftmax(torch.autograd.Function):
+    r"""``exp(z - m) / sum(exp(z - m))`` along ``dim``, with one full-size buffer.
+
+    The forward pass exponentiates and normalises in place, so it needs no more memory than
+    its output (as PyTorch's fused kernel); the backward pass needs only that output:
+    for :math:`\mathbf{y} = \mathrm{softmax}(\mathbf{z})` and an upstream gradient
+    :math:`\mathbf{g}`, :math:`\partial L / \partial \mathbf{z}
+    = \mathbf{y} \odot (\mathbf{g} - \langle \mathbf{g}, \mathbf{y} \rangle)`.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, dim: int) -> torch.Tensor:
+        m = z.amax(dim=dim, keepdim=True)
+        # All -inf slice: shift by 0 so that exp gives zeros instead of exp(-inf + inf) = NaN.
+        m.masked_fill_(m == float("-inf"), 0.0)
+        y = z - m  # the only full-size buffer: it becomes the output
+        y.exp_()
+        total = y.sum(dim=dim, keepdim=True)
+        total.masked_fill_(total == 0, 1.0)
+        y.div_(total)
+        ctx.dim = dim
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (y,) = ctx.saved_tensors
+        return y * (grad - (grad * y).sum(dim=ctx.dim, keepdim=True)), None
+
+
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Numerically stable softmax of ``x`` along ``dim``, any shape, device and dtype.
 
     float16 and bfloat16 inputs are computed in float32 and rounded back once. A slice
     whose logits are all ``-inf`` (nothing to attend to) returns zeros, not NaN.
+    Differentiable (twice, too: the backward pass is made of differentiable operations).
     """
-    compute_dtype = torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
-    z = x.to(compute_dtype)
-    m = z.amax(dim=dim, keepdim=True)
-    # All -inf slice: shift by 0 so that exp gives zeros instead of exp(-inf + inf) = NaN.
-    m = m.masked_fill(m == float("-inf"), 0.0)
-    # Softmax does not depend on the shift, so the max needs no gradient.
-    e = torch.exp(z - m.detach())
-    total = e.sum(dim=dim, keepdim=True)
-    total = total.masked_fill(total == 0, 1.0)
-    return (e / total).to(x.dtype)
+    if x.dtype in _LOW_PRECISION:
+        return _StableSoftmax.apply(x.float(), dim).to(x.dtype)
+    return _StableSoftmax.apply(x, dim)
 
 
 def masked_softmax(x: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:

@@ -1,0 +1,190 @@
+"""A class of student submissions per assignment: correct ones in other styles, and one per
+classic bug, each with the test cells it must fail. Every other test cell must score in full.
+
+A submission is the released notebook with the instructor's solution in every solution cell,
+except the cells replaced here (grade id -> source).
+"""
+
+# --- a0_softmax --------------------------------------------------------------------------------
+
+A0_WRONG_AXIS = """
+def softmax(x, dim=-1):
+    exps = (x - x.max(dim=-1, keepdim=True).values).exp()  # ignores `dim`
+    return exps / exps.sum(dim=-1, keepdim=True)
+"""
+
+A0_NO_MAX_SUBTRACTION = """
+def softmax(x, dim=-1):
+    exps = x.exp()
+    return exps / exps.sum(dim=dim, keepdim=True)
+"""
+
+A0_MASK_AFTER_SOFTMAX = """
+def masked_softmax(x, mask, dim=-1):
+    return softmax(x, dim=dim) * mask  # masked after normalising: rows no longer sum to 1
+"""
+
+A0_CRASHING_CELL = """
+raise RuntimeError("this cell crashes when the notebook runs")
+"""
+
+A0_MASKED = [
+    "test_masked_softmax_visible",
+    "test_masked_softmax_random",
+    "test_masked_softmax_fully_masked",
+]
+
+A0_CLASS = {
+    "alice": ({}, []),
+    # masked_softmax calls the wrong softmax: only its dim=-1 visible test survives
+    "bob": (
+        {"softmax": A0_WRONG_AXIS},
+        [
+            "test_softmax_visible",
+            "test_softmax_random",
+            "test_softmax_large_logits",
+            "test_softmax_dtypes_and_gradient",
+            "test_masked_softmax_random",
+            "test_masked_softmax_fully_masked",
+        ],
+    ),
+    "carol": ({"masked_softmax": A0_CRASHING_CELL}, A0_MASKED),
+    # overflow: large logits fail, and exp(-inf - -inf) of a fully masked row is NaN
+    "dan": (
+        {"softmax": A0_NO_MAX_SUBTRACTION},
+        [
+            "test_softmax_large_logits",
+            "test_masked_softmax_random",
+            "test_masked_softmax_fully_masked",
+        ],
+    ),
+    # weights of partly masked rows no longer sum to 1: every masked_softmax check fails
+    "erin": ({"masked_softmax": A0_MASK_AFTER_SOFTMAX}, A0_MASKED),
+}
+
+# --- a1_attention ------------------------------------------------------------------------------
+
+A1_SA_LOOPS = """
+def self_attention(X, omega_q, beta_q, omega_k, beta_k, omega_v, beta_v):
+    # a correct solution in another style: one query (column) at a time
+    Q = omega_q @ X + beta_q.unsqueeze(1)
+    K = omega_k @ X + beta_k.unsqueeze(1)
+    V = omega_v @ X + beta_v.unsqueeze(1)
+    columns = []
+    for n in range(X.shape[1]):
+        a = torch.softmax(K.T @ Q[:, n] / Q.shape[0] ** 0.5, dim=0)  # (N keys,)
+        columns.append(V @ a)
+    return torch.stack(columns, dim=1)
+"""
+
+A1_MHA_HEAD_LOOP = """
+def multi_head_attention(x, w_q, b_q, w_k, b_k, w_v, b_v, w_o, b_o, num_heads):
+    # a correct solution in another style: a loop over heads, reusing the student's kernel
+    q, k, v = x @ w_q.T + b_q, x @ w_k.T + b_k, x @ w_v.T + b_v
+    d = x.shape[-1] // num_heads
+    heads = [scaled_dot_product_attention(q[..., j * d:(j + 1) * d], k[..., j * d:(j + 1) * d],
+                                          v[..., j * d:(j + 1) * d]) for j in range(num_heads)]
+    return torch.cat(heads, dim=-1) @ w_o.T + b_o
+"""
+
+A1_SA_WRONG_AXIS = """
+def self_attention(X, omega_q, beta_q, omega_k, beta_k, omega_v, beta_v):
+    Q = omega_q @ X + beta_q[:, None]
+    K = omega_k @ X + beta_k[:, None]
+    V = omega_v @ X + beta_v[:, None]
+    return V @ torch.softmax(K.T @ Q / math.sqrt(Q.shape[0]), dim=1)  # over the queries
+"""
+
+A1_SA_NO_SCALE = """
+def self_attention(X, omega_q, beta_q, omega_k, beta_k, omega_v, beta_v):
+    Q = omega_q @ X + beta_q[:, None]
+    K = omega_k @ X + beta_k[:, None]
+    V = omega_v @ X + beta_v[:, None]
+    return V @ torch.softmax(K.T @ Q, dim=0)  # no 1/sqrt(D_q)
+"""
+
+A1_SDPA_WRONG_AXIS = """
+def scaled_dot_product_attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-2) @ v  # over the queries
+"""
+
+A1_SDPA_NO_SCALE = """
+def scaled_dot_product_attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-1, -2)  # no 1/sqrt(d)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+"""
+
+A1_SDPA_MASK_AFTER_SOFTMAX = """
+def scaled_dot_product_attention(q, k, v, mask=None):
+    weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+    if mask is not None:
+        weights = weights * mask  # rows no longer sum to one
+    return weights @ v
+"""
+
+A1_SDPA_NO_MAX_SUBTRACTION = """
+def scaled_dot_product_attention(q, k, v, mask=None):
+    exps = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).exp()  # overflows
+    if mask is not None:
+        exps = exps * mask
+    return exps / exps.sum(dim=-1, keepdim=True) @ v
+"""
+
+A1_MHA_NO_TRANSPOSE = """
+def multi_head_attention(x, w_q, b_q, w_k, b_k, w_v, b_v, w_o, b_o, num_heads):
+    B, N, D = x.shape
+    d = D // num_heads
+
+    def heads(t):  # wrong: reshapes (B, N, D) straight to (B, h, N, d), mixing tokens
+        return t.reshape(B, num_heads, N, d)
+
+    q, k, v = heads(x @ w_q.T + b_q), heads(x @ w_k.T + b_k), heads(x @ w_v.T + b_v)
+    weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), dim=-1)
+    return (weights @ v).reshape(B, N, D) @ w_o.T + b_o
+"""
+
+A1_PE_CONCATENATED = """
+def sinusoidal_position_encoding(num_positions, dim):
+    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    freq = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    return torch.cat([torch.sin(pos * freq), torch.cos(pos * freq)], dim=1)[:, :dim].float()
+"""
+
+A1_PE_EVEN_WIDTH_ONLY = """
+def sinusoidal_position_encoding(num_positions, dim):
+    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    freq = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    P = torch.zeros(num_positions, dim)
+    P[:, 0::2] = torch.sin(pos * freq)
+    P[:, 1::2] = torch.cos(pos * freq)  # shape mismatch when dim is odd
+    return P
+"""
+
+A1_SA = ["test_self_attention_visible", "test_self_attention_hidden"]
+A1_SDPA = ["test_sdpa_visible", "test_sdpa_hidden", "test_sdpa_mask_hidden"]
+A1_MHA = ["test_mha_visible", "test_mha_hidden"]
+A1_PE = ["test_pe_visible", "test_pe_hidden"]
+
+A1_CLASS = {
+    "alice": ({}, []),
+    "amir": ({"self_attention": A1_SA_LOOPS, "multi_head_attention": A1_MHA_HEAD_LOOP}, []),
+    "bea": ({"self_attention": A1_SA_WRONG_AXIS}, A1_SA),
+    "chen": ({"self_attention": A1_SA_NO_SCALE}, A1_SA),
+    "dara": ({"scaled_dot_product_attention": A1_SDPA_WRONG_AXIS}, A1_SDPA),
+    "eli": ({"scaled_dot_product_attention": A1_SDPA_NO_SCALE}, A1_SDPA),
+    "fay": (
+        {"scaled_dot_product_attention": A1_SDPA_MASK_AFTER_SOFTMAX},
+        ["test_sdpa_visible", "test_sdpa_mask_hidden"],
+    ),
+    "gus": ({"scaled_dot_product_attention": A1_SDPA_NO_MAX_SUBTRACTION}, ["test_sdpa_hidden"]),
+    "hana": ({"multi_head_attention": A1_MHA_NO_TRANSPOSE}, A1_MHA),
+    "ivo": ({"sinusoidal_position_encoding": A1_PE_CONCATENATED}, A1_PE),
+    "jun": ({"sinusoidal_position_encoding": A1_PE_EVEN_WIDTH_ONLY}, ["test_pe_hidden"]),
+}
+
+CLASSES = {"a0_softmax": A0_CLASS, "a1_attention": A1_CLASS}
