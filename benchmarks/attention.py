@@ -1,9 +1,11 @@
-"""Time and memory of the teaching attention against PyTorch's fused kernel.
+"""Time and memory of the teaching attention against PyTorch's kernels.
 
-``vislearn.attention.scaled_dot_product_attention`` materialises the ``N x N`` matrix of
-attention weights; ``torch.nn.functional.scaled_dot_product_attention`` dispatches to a fused
-kernel (FlashAttention-style on CUDA and, for float32 without a mask, on the CPU too) that
-never holds it. Both run forward only, without autograd, in float32, on
+``vislearn.attention.scaled_dot_product_attention`` ("teaching") materialises the ``N x N``
+matrix of attention weights. It is compared with two paths of
+``torch.nn.functional.scaled_dot_product_attention``: "math", PyTorch's unfused reference,
+which materialises the same matrix, and "fused", the kernel PyTorch dispatches to by default
+(FlashAttention-style on CUDA and, for float32 without a mask, on the CPU too), which never
+holds it. All run forward only, without autograd, in float32, on
 ``(batch, heads, N, head_dim)`` queries, keys and values, without a mask.
 
 Time: the median wall-clock time of ``--repeats`` calls after ``--warmup`` calls, with the
@@ -43,12 +45,21 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from vislearn import default_device
 from vislearn.attention import scaled_dot_product_attention
 
+
+def unfused_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """PyTorch's SDPA restricted to its math backend, which materialises the weights."""
+    with sdpa_kernel(SDPBackend.MATH):
+        return F.scaled_dot_product_attention(q, k, v)
+
+
 IMPLEMENTATIONS: dict[str, Callable[..., torch.Tensor]] = {
     "teaching": scaled_dot_product_attention,
+    "math": unfused_sdpa,
     "fused": F.scaled_dot_product_attention,
 }
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(64 * 1024)}
@@ -200,25 +211,27 @@ def print_table(report: dict) -> None:
     def mib(b: int | None) -> str:
         return "n/a" if b is None else f"{b / 2**20:.1f}"
 
+    def ratio(a: float | None, b: float | None) -> str:
+        return f"{a / b:5.2f}" if a and b else "  n/a"
+
     print(
         f"{report['device_name']}, torch {report['torch']}, float32, batch {report['batch']}, "
         f"{report['heads']} heads of {report['head_dim']}, median of {report['repeats']}"
     )
-    header = "     N  teaching ms  fused ms  ratio  teaching MiB  fused MiB  ratio  max|diff|"
-    print(header)
+    print(
+        "     N | time ms: teaching     math    fused | teaching/math  teaching/fused "
+        "| peak MiB: teaching     math    fused | max|diff|"
+    )
     rows = {(r["n"], r["impl"]): r for r in report["results"]}
     for n in sorted({r["n"] for r in report["results"]}):
-        t, f = rows[n, "teaching"], rows[n, "fused"]
-        time_ratio = t["median_s"] / f["median_s"]
-        memory_ratio = (
-            f"{t['peak_bytes'] / f['peak_bytes']:5.1f}"
-            if t["peak_bytes"] and f["peak_bytes"]
-            else "  n/a"
-        )
+        t, m, f = rows[n, "teaching"], rows[n, "math"], rows[n, "fused"]
+        times = "".join(f"{r['median_s'] * 1e3:9.2f}" for r in (t, m, f))
+        peaks = "".join(f"{mib(r['peak_bytes']):>9}" for r in (t, m, f))
         print(
-            f"{n:6d}  {t['median_s'] * 1e3:11.2f}  {f['median_s'] * 1e3:8.2f}  {time_ratio:5.2f}"
-            f"  {mib(t['peak_bytes']):>12}  {mib(f['peak_bytes']):>9}  {memory_ratio}"
-            f"  {t['max_abs_difference']:9.2e}"
+            f"{n:6d} |         {times} |         "
+            f"{ratio(t['median_s'], m['median_s'])}           "
+            f"{ratio(t['median_s'], f['median_s'])} |          {peaks} | "
+            f"{t['max_abs_difference']:9.2e}"
         )
 
 
