@@ -45,6 +45,10 @@ def secret_lines(notebook: Path) -> set[str]:
     return {line for line in lines if len(line) >= 16}
 
 
+def test_every_assignment_has_a_class_of_submissions():
+    assert sorted(CLASSES) == sorted(p.parent.name for p in SOURCE_NOTEBOOKS)
+
+
 def test_every_assignment_has_a_source_and_a_release():
     assert SOURCE_NOTEBOOKS, "no source notebooks in solutions/"
     sources = {p.relative_to(ROOT / "solutions") for p in SOURCE_NOTEBOOKS}

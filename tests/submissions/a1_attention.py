@@ -1,68 +1,4 @@
-"""A class of student submissions per assignment: correct ones in other styles, and one per
-classic bug, each with the test cells it must fail. Every other test cell must score in full.
-
-A submission is the released notebook with the instructor's solution in every solution cell,
-except the cells replaced here (grade id -> source).
-"""
-
-# --- a0_softmax --------------------------------------------------------------------------------
-
-A0_WRONG_AXIS = """
-def softmax(x, dim=-1):
-    exps = (x - x.max(dim=-1, keepdim=True).values).exp()  # ignores `dim`
-    return exps / exps.sum(dim=-1, keepdim=True)
-"""
-
-A0_NO_MAX_SUBTRACTION = """
-def softmax(x, dim=-1):
-    exps = x.exp()
-    return exps / exps.sum(dim=dim, keepdim=True)
-"""
-
-A0_MASK_AFTER_SOFTMAX = """
-def masked_softmax(x, mask, dim=-1):
-    return softmax(x, dim=dim) * mask  # masked after normalising: rows no longer sum to 1
-"""
-
-A0_CRASHING_CELL = """
-raise RuntimeError("this cell crashes when the notebook runs")
-"""
-
-A0_MASKED = [
-    "test_masked_softmax_visible",
-    "test_masked_softmax_random",
-    "test_masked_softmax_fully_masked",
-]
-
-A0_CLASS = {
-    "alice": ({}, []),
-    # masked_softmax calls the wrong softmax: only its dim=-1 visible test survives
-    "bob": (
-        {"softmax": A0_WRONG_AXIS},
-        [
-            "test_softmax_visible",
-            "test_softmax_random",
-            "test_softmax_large_logits",
-            "test_softmax_dtypes_and_gradient",
-            "test_masked_softmax_random",
-            "test_masked_softmax_fully_masked",
-        ],
-    ),
-    "carol": ({"masked_softmax": A0_CRASHING_CELL}, A0_MASKED),
-    # overflow: large logits fail, and exp(-inf - -inf) of a fully masked row is NaN
-    "dan": (
-        {"softmax": A0_NO_MAX_SUBTRACTION},
-        [
-            "test_softmax_large_logits",
-            "test_masked_softmax_random",
-            "test_masked_softmax_fully_masked",
-        ],
-    ),
-    # weights of partly masked rows no longer sum to 1: every masked_softmax check fails
-    "erin": ({"masked_softmax": A0_MASK_AFTER_SOFTMAX}, A0_MASKED),
-}
-
-# --- a1_attention ------------------------------------------------------------------------------
+"""A class of a1_attention submissions (see tests/submissions/__init__.py)."""
 
 A1_SA_LOOPS = """
 def self_attention(X, omega_q, beta_q, omega_k, beta_k, omega_v, beta_v):
@@ -170,7 +106,7 @@ A1_SDPA = ["test_sdpa_visible", "test_sdpa_hidden", "test_sdpa_mask_hidden"]
 A1_MHA = ["test_mha_visible", "test_mha_hidden"]
 A1_PE = ["test_pe_visible", "test_pe_hidden"]
 
-A1_CLASS = {
+CLASS = {
     "alice": ({}, []),
     "amir": ({"self_attention": A1_SA_LOOPS, "multi_head_attention": A1_MHA_HEAD_LOOP}, []),
     "bea": ({"self_attention": A1_SA_WRONG_AXIS}, A1_SA),
@@ -186,5 +122,3 @@ A1_CLASS = {
     "ivo": ({"sinusoidal_position_encoding": A1_PE_CONCATENATED}, A1_PE),
     "jun": ({"sinusoidal_position_encoding": A1_PE_EVEN_WIDTH_ONLY}, ["test_pe_hidden"]),
 }
-
-CLASSES = {"a0_softmax": A0_CLASS, "a1_attention": A1_CLASS}
