@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -22,3 +25,20 @@ def _deterministic_matmul():
     torch.backends.cudnn.allow_tf32 = False
     yield
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    """`make book` (warm when the chapters and vislearn are unchanged since the last build),
+    then the path of the HTML site."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), "book"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return ROOT / "_build" / "html"

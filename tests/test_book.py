@@ -2,37 +2,30 @@
 
 from __future__ import annotations
 
-import subprocess
+import re
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.test_course import SOURCE_NOTEBOOKS, secret_lines
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
 
 
 def toc_files() -> list[str]:
+    """Every page listed in _toc.yml, in order."""
+
+    def walk(entries: list[dict]) -> list[str]:
+        return [f for e in entries for f in [e["file"], *walk(e.get("sections", []))]]
+
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [chapter["file"] for chapter in part["chapters"]]
-    return files
+    return [toc["root"], *walk([c for part in toc["parts"] for c in part["chapters"]])]
 
 
-@pytest.fixture(scope="module")
-def built_book() -> Path:
-    """`make book` (warm when the chapters and vislearn are unchanged since the last build)."""
-    result = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(ROOT), "book"],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    return HTML
+def html_pages(site: Path) -> list[Path]:
+    """The pages a reader can reach: the table of contents, the index and the search page."""
+    special = ["index", "genindex", "search"]
+    return [site / f"{page}.html" for page in [*special, *toc_files()]]
 
 
 def test_every_page_of_the_toc_is_built(built_book):
@@ -64,3 +57,34 @@ def test_chapters_are_committed_as_myst_notebooks_without_outputs():
         if "{code-cell}" in source:
             assert "format_name: myst" in source, page
     assert not list((ROOT / "book").rglob("*.ipynb")), "chapters are MyST Markdown, not .ipynb"
+
+
+def test_every_assignment_page_offers_the_released_notebook_for_download(built_book):
+    for released in sorted((ROOT / "assignments").glob("*/*.ipynb")):
+        page = built_book / "book" / "assignments" / f"{released.parent.name}.html"
+        assert page.exists(), f"no page for {released.parent.name}"
+        links = re.findall(r'href="([^"]*_downloads/[^"]*\.ipynb)"', page.read_text())
+        assert len(links) == 1, links
+        download = (page.parent / links[0]).resolve()
+        assert download.read_bytes() == released.read_bytes(), "the download is not the release"
+
+
+def test_internal_links_and_assets_resolve(built_book):
+    for page in html_pages(built_book):
+        html = page.read_text()
+        for target in re.findall(r'(?:href|src)="([^"#?]+)[^"]*"', html):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            assert (page.parent / target).exists(), f"{page.relative_to(built_book)} -> {target}"
+
+
+def test_pages_load_nothing_from_other_sites(built_book):
+    for page in html_pages(built_book):
+        html = page.read_text()
+        external = re.findall(
+            r'<(?:script|link|img|iframe)[^>]+(?:src|href)="(https?://[^"]+)"', html
+        )
+        external = [u for u in external if not u.startswith("http://localhost")]
+        assert not external, f"{page.relative_to(built_book)} loads {external}"
+    assert (built_book / "_mathjax" / "tex-chtml.js").exists()
+    assert (built_book / "_mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
