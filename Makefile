@@ -19,10 +19,11 @@ export PATH := $(BIN):$(PATH)
 LIB_SOURCES := $(shell find $(ROOT)/lib/vislearn -name '*.py')
 EXECUTION_STAMP := $(ROOT)/_build/.vislearn-stamp
 
-.PHONY: help setup book test test-gpu lint release autograde feedback grades lab clean
+.PHONY: help setup book solutions-book test test-gpu lint release autograde feedback grades lab clean
 
 help:
 	@echo "make book       build the book into _build/html (every chapter executed)"
+	@echo "make solutions-book  build the solutions site into _build/solutions/_build/html"
 	@echo "make test       run the whole test suite"
 	@echo "make lint       ruff check and format check"
 	@echo "make lab        JupyterLab on the assignments"
@@ -48,6 +49,9 @@ $(EXECUTION_STAMP): $(LIB_SOURCES)
 
 book: $(INSTALLED) $(EXECUTION_STAMP)
 	cd $(ROOT) && $(BIN)/jupyter-book build . --warningiserror --keep-going
+
+solutions-book: $(INSTALLED)
+	cd $(ROOT) && $(BIN)/python tools/solutions_site.py
 
 test: $(INSTALLED)
 	cd $(ROOT) && $(BIN)/python -m pytest

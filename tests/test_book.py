@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
 import re
+import subprocess
 from pathlib import Path
 
+import nbformat
 import yaml
 
-from tests.test_course import SOURCE_NOTEBOOKS, secret_lines
+from tests.test_course import SOLUTION_REGION, SOURCE_NOTEBOOKS, secret_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,3 +91,25 @@ def test_pages_load_nothing_from_other_sites(built_book):
         assert not external, f"{page.relative_to(built_book)} loads {external}"
     assert (built_book / "_mathjax" / "tex-chtml.js").exists()
     assert (built_book / "_mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+
+
+def test_solutions_site_shows_solutions_and_never_hidden_tests():
+    """`make solutions-book` builds a separate site with the solutions and no hidden tests."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), "solutions-book"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    site = ROOT / "_build" / "solutions" / "_build" / "html"
+    for notebook in SOURCE_NOTEBOOKS:
+        page = html.unescape((site / f"{notebook.stem}.html").read_text())
+        text = re.sub(r"<[^>]+>", "", page)
+        solution = SOLUTION_REGION.findall(
+            "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells)
+        )
+        solution_lines = {line.strip() for r in solution for line in r.splitlines()}
+        assert all(line in text for line in solution_lines if len(line) >= 16)
+        hidden = secret_lines(notebook) - solution_lines
+        assert hidden and not [line for line in hidden if line in text]
