@@ -119,6 +119,18 @@ def test_causal_model_ignores_the_future(device, causal):
             assert (changed[:, : t + 1] - logits[:, : t + 1]).abs().max() > 1e-4
 
 
+def test_language_model_returns_causal_attention_weights(device):
+    torch.manual_seed(7)
+    model = TinyLanguageModel(vocab_size=20, max_len=12, dim=16, depth=3, num_heads=2).to(device)
+    ids = torch.randint(20, (2, 9), device=device)
+    logits, weights = model(ids, return_weights=True)
+    assert_close(logits, model(ids))
+    assert len(weights) == 3 and weights[0].shape == (2, 2, 9, 9)
+    for w in weights:
+        assert_close(w.sum(-1), torch.ones(2, 2, 9, device=device))
+        assert (w.triu(diagonal=1) == 0).all(), "a query attends to a later token"
+
+
 def test_generate_greedy_and_sampled(device):
     torch.manual_seed(6)
     model = TinyLanguageModel(vocab_size=15, max_len=8, dim=16, num_heads=2).to(device)

@@ -142,11 +142,17 @@ class TinyLanguageModel(nn.Module):
         self.encoder = TransformerEncoder(dim, depth, num_heads)
         self.head = nn.Linear(dim, vocab_size)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """Token ids ``(B, N)``, ``N <= max_len`` -> logits ``(B, N, vocab_size)``."""
+    def forward(
+        self, ids: torch.Tensor, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Token ids ``(B, N)``, ``N <= max_len`` -> logits ``(B, N, vocab_size)``, and with
+        ``return_weights`` every layer's attention weights ``(B, h, N, N)``."""
         x = self.position(self.token_embedding(ids))  # (B, N, D)
         mask = causal_mask(ids.shape[1], device=ids.device) if self.causal else None  # (N, N)
-        return self.head(self.encoder(x, mask=mask))  # (B, N, vocab_size)
+        if not return_weights:
+            return self.head(self.encoder(x, mask=mask))  # (B, N, vocab_size)
+        x, weights = self.encoder(x, mask=mask, return_weights=True)
+        return self.head(x), weights
 
     @torch.no_grad()
     def generate(
