@@ -113,3 +113,16 @@ def test_solutions_site_shows_solutions_and_never_hidden_tests():
         assert all(line in text for line in solution_lines if len(line) >= 16)
         hidden = secret_lines(notebook) - solution_lines
         assert hidden and not [line for line in hidden if line in text]
+
+
+def test_every_figure_has_alt_text_and_a_caption(built_book):
+    for page in toc_files():
+        html_text = (built_book / f"{page}.html").read_text()
+        images = re.findall(r"<img [^>]*>", html_text)
+        for image in images:
+            alt = re.search(r'alt="([^"]*)"', image)
+            assert alt and len(alt.group(1)) > 20, f"{page}: image without alt text: {image[:120]}"
+        captions = len(re.findall(r"<figcaption", html_text))
+        assert captions >= len([i for i in images if "_images/" in i]), (
+            f"{page}: figure without caption"
+        )
