@@ -13,6 +13,12 @@ COURSE ?= $(ROOT)
 # Assignments to act on: all of them by default, or e.g. ASSIGNMENT=a0_softmax.
 ASSIGNMENT ?= $(notdir $(patsubst %/,%,$(wildcard $(ROOT)/solutions/*/)))
 NBGRADER := cd $(COURSE) && $(BIN)/nbgrader
+# The class's nbgrader exchange (README "Running a class"): nbgrader_config.py's
+# c.Exchange.root, or EXCHANGE=dir.
+EXCHANGE ?=
+EXCHANGE_ROOT := $(if $(EXCHANGE),--Exchange.root=$(abspath $(EXCHANGE)))
+# Extra arguments of `make lab`, e.g. LAB_ARGS="--no-browser --port=8888" on a server.
+LAB_ARGS ?=
 # nbgrader runs helper programs (alembic, jupyter) that must come from the environment.
 export PATH := $(BIN):$(PATH)
 
@@ -20,6 +26,7 @@ LIB_SOURCES := $(shell find $(ROOT)/lib/vislearn -name '*.py')
 EXECUTION_STAMP := $(ROOT)/_build/.vislearn-stamp
 
 .PHONY: help setup book solutions-book test test-gpu lint release autograde feedback grades lab clean
+.PHONY: validate release-exchange collect return-feedback
 
 help:
 	@echo "make book       build the book into _build/html (every chapter executed)"
@@ -27,10 +34,15 @@ help:
 	@echo "make test       run the whole test suite"
 	@echo "make lint       ruff check and format check"
 	@echo "make lab        JupyterLab on the assignments"
+	@echo "make validate   NOTEBOOK=path: does it run and pass its visible tests?"
 	@echo "make release    regenerate assignments/ from solutions/ (ASSIGNMENT=... for one)"
 	@echo "make autograde  autograde every submission in submitted/ (ASSIGNMENT=...)"
 	@echo "make feedback   generate feedback for autograded submissions (ASSIGNMENT=...)"
 	@echo "make grades     export all grades to grades.csv"
+	@echo "make grade      safe grading: students' code in a sandbox (ASSIGNMENT=..., STUDENT=...)"
+	@echo "make release-exchange ASSIGNMENT=name  release it to the class (nbgrader exchange)"
+	@echo "make collect    collect each student's newest submission from the exchange"
+	@echo "make return-feedback  put the generated feedback in the exchange for students"
 	@echo "make test-gpu   the device-parametrised tests and the attention benchmark"
 
 $(INSTALLED): $(ROOT)/requirements.txt $(ROOT)/lib/pyproject.toml
@@ -60,6 +72,7 @@ test: $(INSTALLED)
 # already has PyTorch (no set-up): `make test-gpu GPU_PYTHON=python3`.
 GPU_PYTHON ?= $(BIN)/python
 LIBRARY_TESTS = $(filter-out %test_course.py %test_book.py %test_browser.py %test_exchange.py \
+	%test_student.py \
 	%test_grader.py %test_lint.py,$(wildcard $(ROOT)/tests/test_*.py))
 test-gpu:
 	cd $(ROOT) && PYTHONPATH=$(ROOT)/lib $(GPU_PYTHON) -m pytest -p no:cacheprovider -q \
@@ -71,7 +84,12 @@ lint: $(INSTALLED)
 	cd $(ROOT) && $(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 lab: $(INSTALLED)
-	cd $(ROOT)/assignments && $(BIN)/jupyter lab
+	cd $(ROOT)/assignments && $(BIN)/jupyter lab $(LAB_ARGS)
+
+# Fails unless the notebook runs top to bottom and passes its visible tests.
+validate: $(INSTALLED)
+	@test -n "$(NOTEBOOK)" || { echo "usage: make validate NOTEBOOK=path/to/notebook.ipynb" >&2; exit 2; }
+	$(NBGRADER) validate "$(abspath $(NOTEBOOK))" | awk '{ print } /^Success!/ { ok = 1 } END { exit !ok }'
 
 release: $(INSTALLED)
 	for a in $(ASSIGNMENT); do $(NBGRADER) generate_assignment $$a --force || exit 1; done
@@ -84,6 +102,28 @@ feedback: $(INSTALLED)
 
 grades: $(INSTALLED)
 	$(NBGRADER) export --to grades.csv
+
+# Safe grading (README "Safe grading"): the students' code runs in a bubblewrap sandbox, the
+# tests and references outside it. STUDENT=id grades one student; GRADE_ARGS adds options
+# (e.g. GRADE_ARGS="--jobs 4", or "--no-sandbox" for trusted code on a machine without bwrap).
+.PHONY: grade
+grade: $(INSTALLED)
+	cd $(COURSE) && $(BIN)/python -m vislearn.grader $(ASSIGNMENT) --course $(COURSE) \
+		$(if $(STUDENT),--student $(STUDENT)) $(GRADE_ARGS)
+
+# The class through nbgrader's exchange (README "Running a class"). release-exchange publishes
+# to every student, so it wants ASSIGNMENT named; it regenerates the release (and the
+# gradebook's record of it) first, as `make release` does.
+release-exchange: $(INSTALLED)
+	@test "$(origin ASSIGNMENT)" != file || { echo "usage: make release-exchange ASSIGNMENT=name" >&2; exit 2; }
+	for a in $(ASSIGNMENT); do $(NBGRADER) generate_assignment $$a --force && \
+		$(NBGRADER) release_assignment $$a --force $(EXCHANGE_ROOT) || exit 1; done
+
+collect: $(INSTALLED)
+	for a in $(ASSIGNMENT); do $(NBGRADER) collect $$a --update $(EXCHANGE_ROOT) || exit 1; done
+
+return-feedback: $(INSTALLED)
+	for a in $(ASSIGNMENT); do $(NBGRADER) release_feedback $$a $(EXCHANGE_ROOT) || exit 1; done
 
 clean:
 	rm -rf $(ROOT)/_build

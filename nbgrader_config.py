@@ -21,3 +21,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # interrupted rather than killed so the remaining cells still run.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
+
+# The exchange through which a class fetches and submits (README "Running a class"); the
+# students' nbgrader configuration names the same directory and course id.
+c.Exchange.root = "/srv/nbgrader/exchange"
+# `nbgrader validate` shows a failing visible test's message whole (up to ~200 characters).
+c.Validator.width = 250
