@@ -142,19 +142,6 @@ def main() -> None:
     name = device_name(device)
     print(f"device {device} ({name}), torch {torch.__version__}")
 
-    results: dict = {}
-    for dataset in args.datasets:
-        try:
-            data = load_planetoid(dataset, root=args.root)
-        except FileNotFoundError as error:
-            results[dataset] = {"skipped": str(error)}
-            print(f"{dataset}: skipped ({error})")
-            continue
-        results[dataset] = {
-            model: run(dataset, model, data, args.seeds, device) for model in args.models
-        }
-    print_table(results)
-
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {
@@ -164,8 +151,22 @@ def main() -> None:
         "device_name": name,
         "torch": torch.__version__,
         "seeds": args.seeds,
-        "results": results,
+        "results": {},
     }
+    results = record["results"]
+    for dataset in args.datasets:
+        try:
+            data = load_planetoid(dataset, root=args.root)
+        except FileNotFoundError as error:
+            results[dataset] = {"skipped": str(error)}
+            print(f"{dataset}: skipped ({error})")
+            continue
+        results[dataset] = {}
+        for model in args.models:
+            results[dataset][model] = run(dataset, model, data, args.seeds, device)
+            # written after every model, so that an interrupted run keeps what it finished
+            out.write_text(json.dumps(record, indent=2) + "\n")
+    print_table(results)
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -1,0 +1,24 @@
+"""Safe grading of nbgrader assignments: ``python -m vislearn.grader ASSIGNMENT``.
+
+Plain ``nbgrader autograde`` runs the hidden tests inside the student's own kernel, where the
+student's code can patch the comparisons, detect grading, or read the tests. Here the
+student's code runs in a sandbox and only *computes*: the tests, the references and the
+verdicts stay in trusted processes that never execute student code.
+
+Modules, one job each:
+
+- :mod:`~vislearn.grader.notebook`  the grading plan of a source notebook; a student's cells
+- :mod:`~vislearn.grader.scan`      static check for the names an exercise forbids
+- :mod:`~vislearn.grader.protocol`  frames and tagged data between grader and sandbox
+- :mod:`~vislearn.grader.harness`   runs *inside* the sandbox: the student's code, calls
+- :mod:`~vislearn.grader.sandbox`   bubblewrap command line, limits, process I/O
+- :mod:`~vislearn.grader.remote`    proxies of the student's functions (autograd included)
+- :mod:`~vislearn.grader.evaluate`  grading one submission: test cells run on the trusted side
+- :mod:`~vislearn.grader.course`    the course's directories and the grading secret
+- :mod:`~vislearn.grader.gradebook` results into nbgrader's gradebook (one writer)
+- :mod:`~vislearn.grader.report`    grading.json, feedback pages and grades.csv
+- :mod:`~vislearn.grader.run`       a class in parallel; :mod:`~vislearn.grader.__main__` the CLI
+
+Statuses: ``graded``, ``timed out``, ``crashed``, ``tampered``, ``malformed``,
+``missing notebook`` and ``error`` (the grader itself failed); see the README.
+"""

@@ -1,0 +1,98 @@
+"""``python -m vislearn.grader ASSIGNMENT... [--student ID] [--jobs N] [--no-sandbox]``
+
+Grades submissions in ``submitted/<student>/<assignment>/`` of the course in ``--course``
+(default: the current directory) and records the results in the gradebook, ``grades.csv``,
+``autograded/<student>/<assignment>/grading.json`` and
+``feedback/<student>/<assignment>/grading.html``.
+
+Exit status: 0 when every submission got a record (whatever its status), 1 when grading
+was refused (no usable sandbox, unknown assignment), 2 when the grader itself failed on a
+submission (status ``error``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vislearn.grader.course import Course
+from vislearn.grader.run import GradingRefused, grade
+from vislearn.grader.sandbox import Limits
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = Limits()
+    parser = argparse.ArgumentParser(
+        prog="python -m vislearn.grader",
+        description="Grade nbgrader submissions safely: students' code runs in a sandbox, "
+        "tests and references run outside it.",
+    )
+    parser.add_argument("assignments", nargs="+", metavar="ASSIGNMENT")
+    parser.add_argument("--student", action="append", help="only this student (repeatable)")
+    parser.add_argument("--jobs", type=int, help="submissions graded at once (default: cores)")
+    parser.add_argument("--course", type=Path, default=Path.cwd(), help="the course directory")
+    parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run students' code without bubblewrap (only for trusted code)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=defaults.call_timeout,
+        help="seconds per call of a student's function (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--setup-timeout",
+        type=float,
+        default=defaults.setup_timeout,
+        help="seconds to run the notebook's code (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--submission-timeout",
+        type=float,
+        default=defaults.submission_timeout,
+        help="seconds per submission in all (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-restarts",
+        type=int,
+        default=defaults.max_restarts,
+        help="restarts of a sandbox after a crash or a timeout (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--memory-mb",
+        type=int,
+        default=defaults.memory_bytes >> 20,
+        help="memory per sandbox process, MiB (default: %(default)s)",
+    )
+    return parser.parse_args(argv)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    limits = Limits(
+        call_timeout=args.timeout,
+        setup_timeout=args.setup_timeout,
+        submission_timeout=args.submission_timeout,
+        memory_bytes=args.memory_mb << 20,
+        max_restarts=args.max_restarts,
+    )
+    try:
+        records = grade(
+            Course.load(args.course),
+            args.assignments,
+            args.student,
+            jobs=args.jobs,
+            sandboxed=not args.no_sandbox,
+            limits=limits,
+        )
+    except GradingRefused as refusal:
+        print(f"grading refused: {refusal}", file=sys.stderr)
+        return 1
+    return 2 if any(record["status"] == "error" for record in records) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,383 @@
+"""The sandboxed half of grading: runs one student's notebook code, then calls the student's
+functions on the grader's inputs and sends their outputs back as data.
+
+:mod:`vislearn.grader.sandbox` starts it (inside bubblewrap unless the instructor opted
+out) as ``python -I harness.py LIMITS_JSON``, with a copy of :mod:`protocol` and of the
+allowed ``vislearn`` modules beside it. It never sees a test, a reference output, the
+course folder or the gradebook. In order, it
+
+1. limits itself (CPU time, memory, file size, threads) and installs a seccomp filter that
+   makes ``fork``, ``vfork`` and ``clone`` of a new process fail (threads still work);
+2. reads the ``setup`` message (the cells to run, the forbidden names);
+3. replaces the forbidden names by stubs that raise :class:`NotAllowedError` and refuses
+   to import forbidden modules and the ``vislearn`` modules it was not given;
+4. moves stdin to ``/dev/null`` and stdout and stderr to a capped log, keeping private
+   copies of the protocol's pipes, and says ``hello``;
+5. runs the cells (errors are recorded, not fatal) and says ``ready``;
+6. answers ``call`` and ``vjp`` messages until ``stop`` or end of input.
+
+``python -I harness.py --self-test PATH...`` checks the sandbox instead and prints JSON:
+process creation and the network must fail, and no PATH may exist.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import errno
+import functools
+import importlib
+import importlib.abc
+import io
+import json
+import os
+import platform
+import resource
+import signal
+import struct
+import sys
+import types
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class NotAllowedError(RuntimeError):
+    """Raised when the student's code calls a function or class that the exercise forbids."""
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+def _seccomp_program() -> bytes:
+    """A classic-BPF seccomp filter: creating a process fails with EPERM, threads are fine.
+
+    ``clone`` is allowed only with ``CLONE_THREAD``; ``clone3`` answers ENOSYS so that the C
+    library falls back to ``clone``; ``fork`` and ``vfork`` are refused; any other
+    architecture than the one this filter was written for is killed.
+    """
+    tables = {
+        "x86_64": (0xC000003E, {"clone": 56, "fork": 57, "vfork": 58}),
+        "aarch64": (0xC00000B7, {"clone": 220}),
+    }
+    if platform.machine() not in tables:
+        raise OSError(f"no seccomp filter for the {platform.machine()} architecture")
+    audit_arch, numbers = tables[platform.machine()]
+    load, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    returns = {
+        "allow": 0x7FFF0000,
+        "deny": 0x00050000 | errno.EPERM,
+        "nosys": 0x00050000 | errno.ENOSYS,
+        "kill": 0x80000000,
+    }
+    # (opcode, constant, label if true, label if false); no label: the next instruction
+    program = [
+        (load, 4, None, None),  # seccomp_data.arch
+        (jeq, audit_arch, None, "kill"),
+        (load, 0, None, None),  # seccomp_data.nr
+        (jge, 0x40000000, "deny", None),  # x32 system calls
+        (jeq, 435, "nosys", None),  # clone3
+        *[(jeq, numbers[name], "deny", None) for name in ("fork", "vfork") if name in numbers],
+        (jeq, numbers["clone"], None, "allow"),
+        (load, 16, None, None),  # low half of clone's flags (little-endian)
+        (jset, 0x10000, "allow", "deny"),  # CLONE_THREAD
+    ]
+    labels = {name: len(program) + i for i, name in enumerate(returns)}
+    program += [(ret, value, None, None) for value in returns.values()]
+
+    def offset(i: int, label: str | None) -> int:
+        return 0 if label is None else labels[label] - i - 1
+
+    return b"".join(
+        struct.pack("HBBI", code, offset(i, true), offset(i, false), k)
+        for i, (code, k, true, false) in enumerate(program)
+    )
+
+
+def block_process_creation() -> None:
+    """Install :func:`_seccomp_program` for this process and everything it starts."""
+    program = _seccomp_program()
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
+                           ctypes.c_ulong]  # fmt: skip
+    pr_set_no_new_privs, pr_set_seccomp, seccomp_mode_filter = 38, 22, 2
+    if libc.prctl(pr_set_no_new_privs, 1, None, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    if libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.addressof(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
+
+
+def apply_limits(limits: dict) -> None:
+    """Resource limits that the student's code cannot raise again."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    cpu = int(limits["cpu_seconds"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    if limits.get("memory_bytes"):
+        memory = int(limits["memory_bytes"])
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    size = int(limits["output_bytes"]) + (64 << 10)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large write fails instead of killing
+    if limits.get("threads"):
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits["threads"], limits["threads"]))
+    block_process_creation()
+
+
+def limit_call_cpu(seconds: float) -> None:
+    """Lower the soft CPU limit to ``seconds`` from now (SIGXCPU ends the process)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = usage.ru_utime + usage.ru_stime
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = int(used + seconds) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard < 0 else min(soft, hard), hard))
+
+
+# --- forbidden names ------------------------------------------------------------------------
+
+
+class ImportGuard(importlib.abc.MetaPathFinder):
+    """Refuses forbidden modules, and ``vislearn`` modules that the sandbox was not given."""
+
+    def __init__(self, blocked: list[str], vislearn_modules: set[str]):
+        self.blocked = blocked
+        self.vislearn_modules = vislearn_modules
+
+    def find_spec(self, fullname, path=None, target=None):
+        for name in self.blocked:
+            if fullname == name or fullname.startswith(name + "."):
+                raise ImportError(f"{name} is not allowed in this exercise")
+        parts = fullname.split(".")
+        if parts[0] == "vislearn" and len(parts) > 1 and parts[1] not in self.vislearn_modules:
+            available = ", ".join(f"vislearn.{m}" for m in sorted(self.vislearn_modules))
+            raise ModuleNotFoundError(f"{fullname} is not available when grading ({available} are)")
+        return None
+
+
+def _stub(dotted: str):
+    def not_allowed(*args, **kwargs):
+        raise NotAllowedError(f"{dotted} is not allowed in this exercise")
+
+    not_allowed.__name__ = not_allowed.__qualname__ = dotted.rsplit(".", 1)[-1]
+    return not_allowed
+
+
+def forbid(names: list[str], vislearn_modules: set[str]) -> None:
+    """Replace each dotted name by a stub that raises; block the names that are modules."""
+    guard = ImportGuard([], vislearn_modules)
+    sys.meta_path.insert(0, guard)
+    for dotted in names:
+        parts = dotted.split(".")
+        for i in range(len(parts), 0, -1):
+            try:
+                module = importlib.import_module(".".join(parts[:i]))
+                break
+            except ImportError:
+                continue
+        else:
+            guard.blocked.append(dotted)
+            continue
+        try:
+            owner = functools.reduce(getattr, parts[i:-1], module)
+            getattr(owner, parts[-1])
+        except (AttributeError, IndexError):
+            owner = None
+        if i == len(parts) or owner is None:  # a module (present or not): refuse to import it
+            guard.blocked.append(dotted)
+            for loaded in [m for m in sys.modules if m == dotted or m.startswith(dotted + ".")]:
+                del sys.modules[loaded]
+        else:
+            setattr(owner, parts[-1], _stub(dotted))
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+class CappedOutput(io.TextIOBase):
+    """A text stream that writes to a file descriptor until a shared byte budget is spent,
+    then drops the rest silently (prints never fail and never reach the protocol)."""
+
+    def __init__(self, fd: int, budget: list[int]):
+        self.fd, self.budget = fd, budget
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.budget[0] > 0:
+            data = str(text).encode("utf-8", "replace")[: self.budget[0]]
+            self.budget[0] -= len(data)
+            try:
+                os.write(self.fd, data)
+            except OSError:
+                self.budget[0] = 0
+        return len(text)
+
+
+def take_protocol_channel() -> tuple:
+    """Private copies of stdin and stdout for the protocol's frames."""
+    return os.fdopen(os.dup(0), "rb", buffering=0), os.fdopen(os.dup(1), "wb")
+
+
+def redirect_output(output_bytes: int) -> None:
+    """fd 0 reads /dev/null; fds 1 and 2 and ``print`` go to a log capped at ``output_bytes``."""
+    log = os.open("output.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
+    budget = [output_bytes]
+    sys.stdout = sys.__stdout__ = CappedOutput(1, budget)
+    sys.stderr = sys.__stderr__ = CappedOutput(2, budget)
+    sys.stdin = sys.__stdin__ = io.StringIO("")
+
+
+# --- the student's code ---------------------------------------------------------------------
+
+
+def _describe(error: BaseException) -> str:
+    try:
+        detail = str(error)
+    except BaseException:
+        detail = ""
+    return (f"{type(error).__name__}: {detail}" if detail else type(error).__name__)[:1000]
+
+
+def student_namespace() -> dict:
+    """The notebook's globals, with the few IPython names notebooks use as harmless stubs."""
+    namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
+    shell = types.SimpleNamespace(
+        run_line_magic=lambda *a, **k: None,
+        run_cell_magic=lambda *a, **k: None,
+        system=lambda *a, **k: None,
+        getoutput=lambda *a, **k: "",
+        input_transformers_cleanup=[],
+        input_transformers_post=[],
+        user_ns=namespace,
+    )
+    namespace["get_ipython"] = lambda: shell
+    namespace["display"] = lambda *objects, **kwargs: print(*objects)
+    return namespace
+
+
+def run_cells(cells: list, namespace: dict) -> list[list[str]]:
+    """Run each ``[label, source]`` in order; ``[label, error]`` of those that raised."""
+    errors = []
+    for label, source in cells:
+        try:
+            exec(compile(source, f"<cell {label}>", "exec"), namespace)
+        except BaseException as error:  # SystemExit and KeyboardInterrupt too
+            errors.append([label, _describe(error)])
+    return errors
+
+
+def call(protocol, torch, namespace: dict, message: dict) -> dict:
+    """Answer a ``call`` (the function's output) or ``vjp`` (gradients wrt chosen inputs)."""
+    name = message.get("name")
+    function = namespace.get(name) if isinstance(name, str) else None
+    if not callable(function):
+        return {"op": "result", "ok": False, "kind": "missing", "error": f"{name} is not defined"}
+    try:
+        args = protocol.decode(message["args"], grad=True)
+        kwargs = protocol.decode(message["kwargs"], grad=True)
+        limit_call_cpu(float(message.get("cpu_seconds", 60)))
+        if message["op"] == "call":
+            return {"op": "result", "ok": True, "value": protocol.encode(function(*args, **kwargs))}
+        leaves = protocol.tensors_in((args, kwargs))
+        inputs = [leaves[i] for i in message["wrt"]]  # decoded as leaves that require grad
+        if not all(x.requires_grad and x.is_leaf for x in inputs):
+            raise RuntimeError("the grader asked for the gradient wrt a non-differentiable input")
+        with torch.enable_grad():
+            outputs = protocol.tensors_in(function(*args, **kwargs))
+        grads = protocol.decode(message["grads"])
+        pairs = [(o, g) for o, g in zip(outputs, grads, strict=False) if o.requires_grad]
+        if not pairs:
+            raise RuntimeError("its output does not depend on its inputs through autograd")
+        found = torch.autograd.grad(
+            [o for o, _ in pairs], inputs, [g for _, g in pairs], allow_unused=True
+        )
+        value = [
+            torch.zeros_like(x) if g is None else g for x, g in zip(inputs, found, strict=True)
+        ]
+        return {"op": "result", "ok": True, "value": protocol.encode(value)}
+    except BaseException as error:
+        return {"op": "result", "ok": False, "kind": "raised", "error": _describe(error)}
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+
+def self_test(paths: list[str]) -> dict:
+    """What the sandbox lets through: each check is False when the sandbox is sound."""
+    import socket
+
+    block_process_creation()
+    report = {}
+    try:
+        pid = os.fork()
+    except OSError:
+        report["fork"] = False
+    else:
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        report["fork"] = True
+    try:
+        socket.create_connection(("1.1.1.1", 53), timeout=2).close()
+        report["network"] = True
+    except OSError:
+        report["network"] = False
+    report["shares the PID namespace"] = os.getpid() > 8  # bwrap's init is 1, we are 2
+    for path in paths:
+        report[f"sees {path}"] = os.path.exists(path)
+    return report
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--self-test"]:
+        print(json.dumps(self_test(sys.argv[2:])))
+        return
+    limits = json.loads(sys.argv[1])
+    apply_limits(limits)
+    proto_in, proto_out = take_protocol_channel()
+    sys.path[:0] = [HERE, os.path.join(HERE, "lib")]
+    import protocol
+    import torch
+
+    setup = protocol.read_frame(proto_in)
+    if setup is None or setup["op"] != "setup":
+        raise SystemExit("harness: no setup message")
+    torch.set_num_threads(int(setup["threads"]))
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    if setup.get("gpu_fraction") and torch.cuda.is_available():
+        torch.cuda.set_per_process_memory_fraction(float(setup["gpu_fraction"]))
+    torch.manual_seed(int(setup["seed"]))
+    vislearn_dir = os.path.join(HERE, "lib", "vislearn")
+    vislearn_modules = {f[:-3] for f in os.listdir(vislearn_dir) if f.endswith(".py")}
+    forbid(list(setup["forbidden"]), vislearn_modules - {"__init__"})
+    redirect_output(int(limits["output_bytes"]))
+    protocol.write_frame(proto_out, {"op": "hello", "torch": str(torch.__version__)})
+    namespace = student_namespace()
+    errors = run_cells(setup["cells"], namespace)
+    defined = sorted(name for name, value in namespace.items() if callable(value))
+    protocol.write_frame(proto_out, {"op": "ready", "errors": errors, "defined": defined})
+    while (message := protocol.read_frame(proto_in)) is not None and message["op"] != "stop":
+        reply = call(protocol, torch, namespace, message)
+        try:
+            frame = protocol.pack(reply)
+        except Exception as error:  # e.g. an output larger than a frame may be
+            reply = {"op": "result", "ok": False, "kind": "raised", "error": _describe(error)}
+            frame = protocol.pack(reply)
+        proto_out.write(frame)
+        proto_out.flush()
+
+
+if __name__ == "__main__":
+    main()
