@@ -3,9 +3,19 @@
 Every model and kernel that a chapter shows, or that a hidden test compares a student's
 work against, lives here once. Modules:
 
-- :mod:`vislearn.device`   device selection and seeding
-- :mod:`vislearn.softmax`  numerically stable (masked) softmax
-- :mod:`vislearn.testing`  comparisons and random cases used by tests and graders
+- :mod:`vislearn.device`, :mod:`vislearn.testing`: device selection and seeding; the
+  comparisons and random cases used by tests and graders
+- :mod:`vislearn.softmax`, :mod:`vislearn.conv`, :mod:`vislearn.attention`,
+  :mod:`vislearn.transformer`, :mod:`vislearn.text`: from convolution to the transformer
+  layer and a small language model
+- :mod:`vislearn.vit`, :mod:`vislearn.efficient_attention`, :mod:`vislearn.images`: Vision
+  Transformers, memory-efficient and linear attention, offline image data
+- :mod:`vislearn.mlm`, :mod:`vislearn.mae`, :mod:`vislearn.train_mae`: masked language
+  modelling, masked autoencoders and their (multi-process) pre-training
+- :mod:`vislearn.graphs`, :mod:`vislearn.gnn`, :mod:`vislearn.data`: Laplacians, GCN and GAT,
+  the Planetoid citation graphs
+- :mod:`vislearn.lifting`, :mod:`vislearn.train_lifting`: lifting 2D keypoints to 3D
+- :mod:`vislearn.grader`: the sandboxed autograder of the course's assignments
 """
 
 from vislearn.device import available_devices, default_device, seed_everything
