@@ -61,9 +61,11 @@ def open_page(browser, url: str):
     # Chromium asks every site for /favicon.ico on its own; this site has none.
     page.on(
         "console",
-        lambda m: m.type == "error"
-        and "favicon.ico" not in (m.location or {}).get("url", "")
-        and problems.append(f"console: {m.text}"),
+        lambda m: (
+            m.type == "error"
+            and "favicon.ico" not in (m.location or {}).get("url", "")
+            and problems.append(f"console: {m.text}")
+        ),
     )
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
