@@ -136,6 +136,10 @@ def command(runtime: Path, limits: Limits, *, sandboxed: bool, gpu: bool, course
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
     args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    # The fresh /tmp first: a Python environment that lives under /tmp (a CI checkout, say)
+    # is bound on top of it below, instead of being hidden by it.
+    for mount in ("/tmp", "/sandbox"):
+        args += ["--size", str(limits.tmpfs_bytes), "--tmpfs", mount]
     roots = _python_roots(course)
     for root in roots:
         args += ["--ro-bind", root, root]
@@ -147,8 +151,6 @@ def command(runtime: Path, limits: Limits, *, sandboxed: bool, gpu: bool, course
         for device in sorted(glob.glob("/dev/nvidia*")):
             args += ["--dev-bind", device, device]
         args += ["--ro-bind-try", "/sys", "/sys"]
-    for mount in ("/tmp", "/sandbox"):
-        args += ["--size", str(limits.tmpfs_bytes), "--tmpfs", mount]
     args += ["--chdir", "/sandbox", "--remount-ro", "/"]
     env = {"PATH": "/usr/bin:/bin", "HOME": "/sandbox", "LANG": "C.UTF-8",
            "OMP_NUM_THREADS": str(limits.threads), "MKL_NUM_THREADS": str(limits.threads),
