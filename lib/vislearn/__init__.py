@@ -10,11 +10,8 @@ work against, lives here once. Modules:
   layer and a small language model
 - :mod:`vislearn.vit`, :mod:`vislearn.efficient_attention`, :mod:`vislearn.images`: Vision
   Transformers, memory-efficient and linear attention, offline image data
-- :mod:`vislearn.mlm`, :mod:`vislearn.mae`, :mod:`vislearn.train_mae`: masked language
-  modelling, masked autoencoders and their (multi-process) pre-training
 - :mod:`vislearn.graphs`, :mod:`vislearn.gnn`, :mod:`vislearn.data`: Laplacians, GCN and GAT,
   the Planetoid citation graphs
-- :mod:`vislearn.lifting`, :mod:`vislearn.train_lifting`: lifting 2D keypoints to 3D
 - :mod:`vislearn.grader`: the sandboxed autograder of the course's assignments
 """
 
