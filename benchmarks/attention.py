@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -47,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from vislearn import default_device
+from vislearn import default_device, device_name, synchronize
 from vislearn.attention import scaled_dot_product_attention
 
 
@@ -63,14 +62,6 @@ IMPLEMENTATIONS: dict[str, Callable[..., torch.Tensor]] = {
     "fused": F.scaled_dot_product_attention,
 }
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(64 * 1024)}
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait until every kernel queued on ``device`` has finished (a no-op on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def make_inputs(
@@ -148,20 +139,6 @@ def cpu_peak_bytes(impl: str, batch: int, heads: int, n: int, head_dim: int) -> 
         check=True,
     )
     return json.loads(result.stdout.splitlines()[-1])["peak_bytes"]
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model and the number of threads torch uses."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    models = [
-        line.split(":", 1)[1].strip()
-        for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
-        if line.startswith("model name")
-    ]
-    model = models[0] if models else platform.processor() or platform.machine()
-    return f"{model}, {torch.get_num_threads()} threads"
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -55,7 +54,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vislearn import default_device
+from vislearn import default_device, device_name, synchronize
 from vislearn.attention import scaled_dot_product_attention
 from vislearn.efficient_attention import linear_attention, memory_efficient_attention
 
@@ -66,14 +65,6 @@ IMPLEMENTATIONS: dict[str, Callable[..., torch.Tensor]] = {
     "sdpa": F.scaled_dot_product_attention,
 }
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(64 * 1024)}
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait until every kernel queued on ``device`` has finished (a no-op on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def make_inputs(
@@ -181,20 +172,6 @@ def float64_references(
         dim=-2,
     )
     return softmax, linear_attention(q, k, v)
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model and the number of threads torch uses."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    models = [
-        line.split(":", 1)[1].strip()
-        for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
-        if line.startswith("model name")
-    ]
-    model = models[0] if models else platform.processor() or platform.machine()
-    return f"{model}, {torch.get_num_threads()} threads"
 
 
 def max_error(out: torch.Tensor, reference: torch.Tensor) -> float:

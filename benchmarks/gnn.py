@@ -22,7 +22,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -32,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vislearn import default_device
+from vislearn import default_device, device_name, synchronize
 from vislearn.data import GraphData, load_planetoid, synthetic_citation_graph
 from vislearn.gnn import GAT, GCN
 
@@ -91,11 +90,6 @@ MODELS = {  # name: (vislearn model, PyG model), each built from the data's size
 
 
 # --- measurement -------------------------------------------------------------------------------
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_step(model: nn.Module, data: GraphData):
@@ -224,17 +218,6 @@ def cora_or_stand_in(root: str | None) -> tuple[str, GraphData]:
         return "synthetic Cora", synthetic_citation_graph(
             generator=torch.Generator().manual_seed(0)
         )
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        return f"{names[0]}, {len(names)} logical CPUs"
-    except (OSError, IndexError):
-        return platform.processor() or platform.machine()
 
 
 def default_root() -> str | None:

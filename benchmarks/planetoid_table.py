@@ -23,14 +23,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 from pathlib import Path
 
 import torch
 
-from vislearn import default_device, seed_everything
+from vislearn import default_device, device_name, seed_everything
 from vislearn.data import load_planetoid
 from vislearn.gnn import GAT, GCN, train_node_classifier
 
@@ -106,17 +105,6 @@ def print_table(results: dict) -> None:
                 f" +- {r['paper_std']:.1f}" if r["paper_std"] is not None else ""
             )
             print(f"{dataset:<10}{model:<6}{ours:>16}{paper:>12}{r['seconds_per_run']:>9.1f}")
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        return f"{names[0]}, {len(names)} logical CPUs"
-    except (OSError, IndexError):
-        return platform.processor() or platform.machine()
 
 
 def default_root() -> str | None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from vislearn import default_device, seed_everything
+from vislearn import default_device, device_name, seed_everything
 from vislearn.images import load_digits, random_affine
 from vislearn.vit import SimpleCNN, VisionTransformer, count_parameters, train_classifier
 
@@ -36,12 +36,6 @@ def build(name: str) -> torch.nn.Module:
         return SimpleCNN(1, 10, width=40)
     pos_embed = name.removeprefix("vit-")
     return VisionTransformer(8, 2, 1, 10, 64, 3, 4, 2.0, pos_embed=pos_embed)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU, {torch.get_num_threads()} threads"
 
 
 def main() -> None:

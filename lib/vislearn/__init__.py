@@ -15,7 +15,13 @@ work against, lives here once. Modules:
 - :mod:`vislearn.grader`: the sandboxed autograder of the course's assignments
 """
 
-from vislearn.device import available_devices, default_device, seed_everything
+from vislearn.device import (
+    available_devices,
+    default_device,
+    device_name,
+    seed_everything,
+    synchronize,
+)
 
-__all__ = ["available_devices", "default_device", "seed_everything"]
+__all__ = ["available_devices", "default_device", "device_name", "seed_everything", "synchronize"]
 __version__ = "0.1.0"

@@ -8,7 +8,9 @@ tensors and modules there with ``.to(device)``. Tests and graders run on every d
 from __future__ import annotations
 
 import os
+import platform
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,3 +49,28 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)  # noqa: NPY002 (seeds legacy np.random users too)
     torch.manual_seed(seed)  # also seeds every CUDA device
     return torch.Generator().manual_seed(seed)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until every kernel queued on ``device`` has finished (a no-op on the CPU).
+
+    Accelerators run asynchronously: time a computation only after synchronising.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model and the number of threads torch uses (for reports)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [
+        line.split(":", 1)[1].strip()
+        for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
+        if line.startswith("model name")
+    ]
+    model = models[0] if models else platform.processor() or platform.machine()
+    return f"{model}, {torch.get_num_threads()} threads"
