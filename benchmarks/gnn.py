@@ -33,7 +33,7 @@ from torch import nn
 
 from vislearn import default_device, device_name, synchronize
 from vislearn.data import GraphData, load_planetoid, synthetic_citation_graph
-from vislearn.gnn import GAT, GCN
+from vislearn.gnn import GAT, GCN, input_dropout
 
 try:
     import torch_geometric
@@ -55,7 +55,7 @@ class PygGCN(nn.Module):
         self.conv2 = GCNConv(hidden_dim, num_classes, cached=True)
 
     def forward(self, x, edge_index):
-        x = F.dropout(x, self.dropout, self.training)
+        x = input_dropout(x, self.dropout, self.training)
         x = F.relu(self.conv1(x, edge_index))
         x = F.dropout(x, self.dropout, self.training)
         return self.conv2(x, edge_index)
@@ -71,7 +71,7 @@ class PygGAT(nn.Module):
         )
 
     def forward(self, x, edge_index):
-        x = F.dropout(x, self.dropout, self.training)
+        x = input_dropout(x, self.dropout, self.training)
         x = F.elu(self.conv1(x, edge_index))
         x = F.dropout(x, self.dropout, self.training)
         return self.conv2(x, edge_index)

@@ -14,6 +14,7 @@ from vislearn.gnn import (
     GATLayer,
     GCNLayer,
     gcn_dense,
+    input_dropout,
     segment_softmax,
     train_node_classifier,
 )
@@ -241,6 +242,28 @@ def test_models_shapes_and_dropout(device, model_class):
     assert_close(model(x, edge_index), model(x, edge_index))
     model.train()
     assert (model(x, edge_index) - model(x, edge_index)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 0.6, 1.0])
+def test_input_dropout_drops_like_f_dropout_and_keeps_zeros(device, p):
+    generator = make_generator(7)
+    x = random_tensor((300, 400), generator, device=device)
+    x = x * (random_tensor((300, 400), generator, device=device) > 1.5)  # ~7% non-zero
+    x.requires_grad_(True)
+    torch.manual_seed(0)
+    out = input_dropout(x, p)
+    nonzero = x != 0
+    kept = out != 0
+    assert not (kept & ~nonzero).any(), "a zero became non-zero"
+    if p < 1:  # kept entries are scaled by 1 / (1 - p), as F.dropout's
+        assert_close(out[kept], x[kept] / (1 - p))
+    fraction = kept.sum().item() / nonzero.sum().item()
+    assert abs(fraction - (1 - p)) < 0.03, fraction  # ~8000 draws: std ~0.006
+    out.sum().backward()  # d out / d x is each entry's scale, 0 or 1 / (1 - p)
+    assert_close(x.grad[nonzero], (out / x)[nonzero].detach())
+    assert input_dropout(x, p, training=False) is x
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        input_dropout(x, 1.5)
 
 
 # --- training ----------------------------------------------------------------------------------

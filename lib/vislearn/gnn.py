@@ -222,8 +222,31 @@ class GATLayer(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
+def input_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """``F.dropout`` for sparse input features such as the Planetoid bag-of-words.
+
+    Dropping a zero changes nothing, so only the non-zero entries draw a random number (about
+    1% of Cora's ``(N, F)``): the same distribution as ``F.dropout(x, p, training)``, each
+    kept entry scaled by ``1 / (1 - p)``, several times faster on the CPU, where drawing the
+    random numbers dominates a GCN epoch. Differentiable in ``x``.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    nonzero = x.nonzero(as_tuple=True)  # indices of the (nnz,) non-zero entries
+    keep = torch.empty(nonzero[0].numel(), dtype=x.dtype, device=x.device).bernoulli_(1 - p)
+    scale = torch.zeros_like(x).index_put_(nonzero, keep / (1 - p))  # (N, F)
+    return x * scale
+
+
 class GCN(nn.Module):
     """Kipf and Welling's two-layer GCN: dropout, GCN, ReLU, dropout, GCN -> class logits.
+
+    The input dropout is :func:`input_dropout` (same distribution as ``F.dropout``, cheaper on
+    sparse features).
 
     Paper settings: ``hidden_dim=16``, ``dropout=0.5`` (with Adam, lr 0.01, weight decay 5e-4,
     200 epochs).
@@ -243,7 +266,7 @@ class GCN(nn.Module):
         self.conv2 = GCNLayer(hidden_dim, num_classes, cached=cached)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        x = F.dropout(x, self.dropout, self.training)  # (N, F)
+        x = input_dropout(x, self.dropout, self.training)  # (N, F)
         x = F.relu(self.conv1(x, edge_index))  # (N, hidden)
         x = F.dropout(x, self.dropout, self.training)
         return self.conv2(x, edge_index)  # (N, classes)
@@ -252,9 +275,10 @@ class GCN(nn.Module):
 class GAT(nn.Module):
     """Veličković et al.'s two-layer GAT for transductive node classification.
 
-    Dropout, ``heads`` x ``hidden_dim`` attention heads concatenated, ELU, dropout, then an
-    output attention layer with ``out_heads`` heads averaged. Paper settings: 8 heads x 8
-    hidden, dropout 0.6 on inputs and attention weights, ``out_heads=1`` (PubMed: 8).
+    Dropout (:func:`input_dropout` on the input), ``heads`` x ``hidden_dim`` attention heads
+    concatenated, ELU, dropout, then an output attention layer with ``out_heads`` heads
+    averaged. Paper settings: 8 heads x 8 hidden, dropout 0.6 on inputs and attention
+    weights, ``out_heads=1`` (PubMed: 8).
     """
 
     def __init__(
@@ -274,7 +298,7 @@ class GAT(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        x = F.dropout(x, self.dropout, self.training)  # (N, F)
+        x = input_dropout(x, self.dropout, self.training)  # (N, F)
         x = F.elu(self.conv1(x, edge_index))  # (N, heads * hidden)
         x = F.dropout(x, self.dropout, self.training)
         return self.conv2(x, edge_index)  # (N, classes)
