@@ -57,7 +57,6 @@ kernel performs them).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import torch
@@ -204,32 +203,3 @@ def count_macs(fn: Callable[..., object], *args: object) -> int:
     with counter, torch.no_grad():
         fn(*args)
     return counter.get_total_flops() // 2
-
-
-def time_call(
-    fn: Callable[..., object], *args: object, repeats: int = 10, warmup: int = 2
-) -> float:
-    """Best (minimum) wall-clock seconds of ``fn(*args)`` over ``repeats`` calls, no autograd.
-
-    Runs ``warmup`` untimed calls first (allocations, kernel selection), and waits for the
-    GPU before reading the clock, since CUDA calls return before the work is done. The
-    minimum is the run least disturbed by other programs, so it varies least between runs
-    (the advice of Python's :mod:`timeit`).
-    """
-    tensors = [a for a in args if isinstance(a, torch.Tensor)]
-    cuda = any(t.device.type == "cuda" for t in tensors)
-
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
-
-    times = []
-    with torch.no_grad():
-        for step in range(warmup + repeats):
-            sync()
-            start = time.perf_counter()
-            fn(*args)
-            sync()
-            if step >= warmup:
-                times.append(time.perf_counter() - start)
-    return min(times)

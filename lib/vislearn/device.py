@@ -1,4 +1,4 @@
-"""Device selection and seeding.
+"""Device selection, seeding and timing.
 
 Course code never hard-codes a device: it asks :func:`default_device` once and moves
 tensors and modules there with ``.to(device)``. Tests and graders run on every device in
@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import platform
 import random
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,36 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def time_call(
+    fn: Callable[..., object], *args: object, repeats: int = 10, warmup: int = 2
+) -> float:
+    """Best (minimum) wall-clock seconds of ``fn(*args)`` over ``repeats`` calls, no autograd.
+
+    Runs ``warmup`` untimed calls first (allocations, kernel selection), and synchronises the
+    devices of the tensor arguments before reading the clock, since accelerator calls return
+    before the work is done. The minimum is the run least disturbed by other programs, so it
+    varies least between runs (the advice of Python's :mod:`timeit`).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    devices = {a.device for a in args if isinstance(a, torch.Tensor)}
+
+    def sync() -> None:
+        for device in devices:
+            synchronize(device)
+
+    times = []
+    with torch.no_grad():
+        for step in range(warmup + repeats):
+            sync()
+            start = time.perf_counter()
+            fn(*args)
+            sync()
+            if step >= warmup:
+                times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def device_name(device: torch.device) -> str:
