@@ -315,6 +315,33 @@ def test_training_on_a_synthetic_graph_learns_and_keeps_the_best_weights(
     assert test_acc == pytest.approx(result.test_acc, abs=2 / 500)  # GPU sums may reorder
 
 
+def epochs_until_patience_runs_out(history, patience, stop_on):
+    """Replay the stopping rule on a finished history: the number of epochs it allows."""
+    max_acc, min_loss, waited = float("-inf"), float("inf"), 0
+    for epoch, (acc, loss) in enumerate(zip(history["val_acc"], history["val_loss"], strict=True)):
+        improved = acc >= max_acc or (stop_on == "accuracy_or_loss" and loss <= min_loss)
+        max_acc, min_loss = max(max_acc, acc), min(min_loss, loss)
+        waited = 0 if improved else waited + 1
+        if waited >= patience:
+            return epoch + 1
+    return len(history["val_acc"])
+
+
+@pytest.mark.parametrize("stop_on", ["accuracy_or_loss", "accuracy"])
+def test_early_stopping_follows_its_rule(device, one_cpu_thread, stop_on):
+    data = synthetic_citation_graph(
+        num_nodes=600, num_features=50, num_val=100, num_test=200, generator=make_generator(1)
+    )
+    result = train_node_classifier(
+        GCN(50, 7), data, epochs=400, lr=0.05, patience=8, stop_on=stop_on, seed=0, device=device
+    )
+    run = len(result.history["loss"])
+    assert run < 400
+    assert run == epochs_until_patience_runs_out(result.history, 8, stop_on)
+    with pytest.raises(ValueError, match="stop_on"):
+        train_node_classifier(GCN(50, 7), data, epochs=1, stop_on="loss")
+
+
 def test_patience_stops_early_and_no_validation_set_keeps_the_last_epoch(device, one_cpu_thread):
     data = synthetic_citation_graph(
         num_nodes=600, num_features=50, num_val=100, num_test=200, generator=make_generator(1)

@@ -341,6 +341,7 @@ def train_node_classifier(
     patience: int | None = None,
     device: torch.device | str | None = None,
     seed: int | None = None,
+    stop_on: str = "accuracy_or_loss",
 ) -> TrainingResult:
     """Full-batch semi-supervised training: cross-entropy on ``data.train_mask`` with Adam.
 
@@ -348,15 +349,19 @@ def train_node_classifier(
     ``edge_index`` and the three masks). Each epoch takes one gradient step, then evaluates
     the whole graph with dropout off. With ``patience``, training stops once validation
     accuracy has not reached a new maximum and validation loss has not reached a new minimum
-    for ``patience`` epochs in a row (the rule of the GAT paper's code). At the end the model
-    holds the weights of the best epoch (see :class:`TrainingResult`); without validation
-    nodes that is the last epoch.
+    for ``patience`` epochs in a row (``stop_on="accuracy_or_loss"``, the rule of the GAT
+    paper's code), or, with ``stop_on="accuracy"``, once the accuracy alone has not (what the
+    GAT authors used for CiteSeer, PetarV-/GAT issue 14). "New" includes ties. At the end
+    the model holds the weights of the best epoch (see :class:`TrainingResult`); without
+    validation nodes that is the last epoch.
 
     ``weight_decay`` applies to all parameters (Kipf and Welling regularised only the first
     layer; the difference is within seed noise on Cora). ``seed`` seeds PyTorch's global
     generator, which draws the dropout masks: ``F.dropout`` takes no generator. ``device``
     defaults to the device of the model's parameters.
     """
+    if stop_on not in ("accuracy_or_loss", "accuracy"):
+        raise ValueError(f"stop_on must be 'accuracy_or_loss' or 'accuracy', got {stop_on!r}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     if seed is not None:
         torch.manual_seed(seed)
@@ -400,7 +405,9 @@ def train_node_classifier(
             result.val_acc, result.test_acc = row["val_acc"], row["test_acc"]
             best_state = copy.deepcopy(model.state_dict())
         if patience is not None and has_val:
-            improved = row["val_acc"] >= max_val_acc or row["val_loss"] <= min_val_loss
+            improved = row["val_acc"] >= max_val_acc or (
+                stop_on == "accuracy_or_loss" and row["val_loss"] <= min_val_loss
+            )
             max_val_acc = max(max_val_acc, row["val_acc"])
             min_val_loss = min(min_val_loss, row["val_loss"])
             waited = 0 if improved else waited + 1
