@@ -76,6 +76,17 @@ def self_attention(
     return (out, weights) if return_weights else out
 
 
+def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    """Raise a clear error unless ``q (..., N, d)``, ``k (..., M, d)`` and ``v (..., M, d_v)``
+    fit together: queries and keys of one size, one value per key."""
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"queries and keys need the same size, got {q.shape[-1]} and {k.shape[-1]}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"got {k.shape[-2]} keys but {v.shape[-2]} values")
+
+
 def scaled_dot_product_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -108,12 +119,7 @@ def scaled_dot_product_attention(
         ``(..., N, d_v)``, and with ``return_weights`` the weights ``(..., N, M)``, whose
         rows sum to one (or to zero for a fully masked query).
     """
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"queries and keys need the same size, got {q.shape[-1]} and {k.shape[-1]}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"got {k.shape[-2]} keys but {v.shape[-2]} values")
+    check_qkv(q, k, v)
     # Scaling q costs N*d multiplications, scaling the logits N*M.
     logits = (q * q.shape[-1] ** -0.5) @ k.mT  # (..., N, M)
     if mask is not None:  # in place is safe: the matmul's backward needs q and k, not logits

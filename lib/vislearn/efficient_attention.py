@@ -75,6 +75,8 @@ from torch.autograd.function import once_differentiable
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from vislearn.attention import check_qkv
+
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _NEG_INF = float("-inf")
 
@@ -249,12 +251,7 @@ def memory_efficient_attention(
     Returns:
         ``(..., N, d_v)`` in the dtype of ``q``.
     """
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"queries and keys need the same size, got {q.shape[-1]} and {k.shape[-1]}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"got {k.shape[-2]} keys but {v.shape[-2]} values")
+    check_qkv(q, k, v)
     if block_size < 1 or (query_block_size is not None and query_block_size < 1):
         raise ValueError("block sizes must be positive")
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
@@ -328,12 +325,7 @@ def linear_attention(
     Returns:
         ``(..., N, d_v)`` in the dtype of ``q``.
     """
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"queries and keys need the same size, got {q.shape[-1]} and {k.shape[-1]}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"got {k.shape[-2]} keys but {v.shape[-2]} values")
+    check_qkv(q, k, v)
     if feature_map == "elu":
         phi = elu_feature_map
     elif callable(feature_map):
