@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import shlex
 import sys
 import time
@@ -23,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from vislearn import default_device, seed_everything
+from vislearn import default_device, device_name, seed_everything
 from vislearn.lifting import (
     HELD_OUT_CATEGORIES,
     TRAIN_CATEGORIES,
@@ -36,20 +34,6 @@ from vislearn.lifting import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def describe(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
-    threads = torch.get_num_threads()
-    cpu = platform.processor() or platform.machine()
-    try:  # Linux names the model here
-        names = [line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]  # fmt: skip
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    except OSError:
-        pass
-    return f"CPU {cpu}, {threads} thread(s) of {os.cpu_count()} (torch {torch.__version__})"
 
 
 def rounded(errors: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -123,7 +107,7 @@ def main() -> None:
     result = {
         "command": " ".join(shlex.quote(str(a)) for a in ["python", script, *sys.argv[1:]]),
         "date": datetime.date.today().isoformat(),
-        "device": describe(device),
+        "device": f"{device_name(device)} (torch {torch.__version__})",
         "units": "percent of the object's size (RMS distance of its points from their centroid)",
         "training": training,
         "errors": {n: rounded(e) for n, e in errors.items()},

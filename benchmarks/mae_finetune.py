@@ -36,7 +36,7 @@ import numpy as np
 import sklearn
 import torch
 
-from vislearn import __version__, seed_everything
+from vislearn import __version__, device_name, seed_everything
 from vislearn.images import load_digits
 from vislearn.mae import MaskedAutoencoder, fine_tune, linear_probe, stratified_subset
 from vislearn.train_mae import MODELS, pretrain
@@ -132,17 +132,6 @@ def summarise(runs: list[dict], fractions: list[float]) -> dict:
                 "std": statistics.stdev(values) if len(values) > 1 else None,
             }
     return summary
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        return f"{names[0]}, {len(names)} logical CPUs"
-    except (OSError, IndexError):
-        return platform.processor() or platform.machine()
 
 
 def main() -> None:

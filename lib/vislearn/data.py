@@ -10,11 +10,14 @@ Sections:
 - Graphs: :class:`GraphData`, :func:`load_planetoid` (Cora, CiteSeer, PubMed),
   :func:`synthetic_citation_graph` (a stand-in with the same shape of problem) and
   :func:`karate_club`.
+- Downloads, shared with :mod:`vislearn.images`: :func:`download_file` (atomic, with an
+  optional MD5 check) and :func:`md5sum`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import pickle
 import tempfile
@@ -122,18 +125,38 @@ PLANETOID_NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 PLANETOID_PARTS = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
 
 
-def _download(url: str, path: Path) -> None:
-    """Fetch ``url`` into ``path`` via a temporary file, so a failed fetch leaves nothing."""
+def md5sum(path: str | os.PathLike) -> str:
+    """The MD5 hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_file(url: str, path: str | os.PathLike, md5: str | None = None) -> Path:
+    """Fetch ``url`` into ``path`` and check its MD5 sum (if given).
+
+    The file is written under a temporary name and renamed only once it is complete and
+    its checksum matches, so an interrupted or corrupted download leaves nothing behind.
+    ``url`` may be ``https://``, ``http://`` or ``file://``.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
         try:
-            with urllib.request.urlopen(url, timeout=60) as response:
-                tmp.write(response.read())
-        except Exception as error:
-            tmp.close()
-            os.unlink(tmp.name)
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as source:
+                while chunk := source.read(1 << 20):
+                    out.write(chunk)
+        except (OSError, ValueError) as error:  # URLError is an OSError
             raise OSError(f"could not download {url}: {error}") from error
-    os.replace(tmp.name, path)
+        if md5 is not None and (actual := md5sum(tmp)) != md5:
+            raise OSError(f"checksum mismatch for {url}: expected MD5 {md5}, got {actual}")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # a no-op once the file has been renamed
+    return path
 
 
 def _read_planetoid_part(folder: Path, name: str, part: str):
@@ -183,7 +206,7 @@ def load_planetoid(
     if missing and download:
         for part in missing:
             filename = f"ind.{key}.{part}"
-            _download(f"{base_url.rstrip('/')}/{filename}", folder / filename)
+            download_file(f"{base_url.rstrip('/')}/{filename}", folder / filename)
     elif missing:
         files = ", ".join(f"ind.{key}.{p}" for p in missing)
         raise FileNotFoundError(

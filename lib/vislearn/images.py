@@ -20,12 +20,9 @@ scikit-learn and scikit-image are imported only by the functions that need them.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import pickle
 import tarfile
-import tempfile
-import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vislearn.data import data_root
+from vislearn.data import data_root, download_file
 
 
 class ImageSplit(NamedTuple):
@@ -121,40 +118,6 @@ def sample_image(
 # =============================================================================================
 # Downloads
 # =============================================================================================
-
-
-def md5sum(path: str | os.PathLike) -> str:
-    """The MD5 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def download_file(url: str, path: str | os.PathLike, md5: str | None = None) -> Path:
-    """Fetch ``url`` into ``path`` and check its MD5 sum (if given).
-
-    The file is written under a temporary name and renamed only once it is complete and
-    its checksum matches, so an interrupted or corrupted download leaves nothing behind.
-    ``url`` may be ``https://``, ``http://`` or ``file://``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as source:
-                while chunk := source.read(1 << 20):
-                    out.write(chunk)
-        except (OSError, ValueError) as error:  # URLError is an OSError
-            raise OSError(f"could not download {url}: {error}") from error
-        if md5 is not None and (actual := md5sum(tmp)) != md5:
-            raise OSError(f"checksum mismatch for {url}: expected MD5 {md5}, got {actual}")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)  # a no-op once the file has been renamed
-    return path
 
 
 def _fetch(

@@ -170,13 +170,12 @@ def masked_patch_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tens
     is averaged over each patch's ``F`` values, then over the hidden patches of the whole
     batch, so a visible patch's prediction has no influence at all. When every sample hides
     the same number of patches, as after :func:`random_masking`, this is also the mean over
-    the samples of each sample's loss.
+    the samples of each sample's loss. A mask that hides nothing gives 0/0 = NaN; the model
+    refuses such a ratio before it gets here (checking the tensor would stall a GPU every
+    step).
     """
-    hidden = mask.sum()
-    if hidden == 0:
-        raise ValueError("no patch is hidden (mask ratio 0?): the masked loss is undefined")
     per_patch = (pred - target).pow(2).mean(dim=-1)  # (B, N)
-    return (per_patch * mask).sum() / hidden
+    return (per_patch * mask).sum() / mask.sum()
 
 
 # =============================================================================================
@@ -318,6 +317,11 @@ class MaskedAutoencoder(nn.Module):
         """``images (B, C, H, W)`` -> ``loss`` (scalar), ``pred (B, N, P*P*C)`` and
         ``mask (B, N)``; ``mask_ratio`` defaults to the model's."""
         ratio = self.mask_ratio if mask_ratio is None else mask_ratio
+        num_patches = self.vit.patch_embed.num_patches
+        if keep_count(num_patches, ratio) == num_patches:
+            raise ValueError(
+                f"mask_ratio {ratio} hides no patch of {num_patches}: the masked loss is undefined"
+            )
         latent, mask, ids_restore = self.forward_encoder(images, ratio, generator, noise=noise)
         pred = self.forward_decoder(latent, ids_restore)
         return self.forward_loss(images, pred, mask), pred, mask
