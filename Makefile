@@ -53,9 +53,10 @@ $(INSTALLED): $(ROOT)/requirements.txt $(ROOT)/lib/pyproject.toml
 
 setup: $(INSTALLED)
 
-# Cached notebook outputs are only valid for the vislearn that produced them.
+# Cached notebook outputs are only valid for the vislearn that produced them: both the
+# execution cache and Sphinx's parsed pages (which hold the outputs of unchanged chapters).
 $(EXECUTION_STAMP): $(LIB_SOURCES)
-	rm -rf $(ROOT)/_build/.jupyter_cache
+	rm -rf $(ROOT)/_build/.jupyter_cache $(ROOT)/_build/.doctrees
 	mkdir -p $(dir $@)
 	touch $@
 

@@ -150,3 +150,46 @@ def test_the_graphs_chapter_runs_without_the_planetoid_files(tmp_path, monkeypat
     )
     assert "Cora is not available here" in text
     assert "SYNTHETIC data, not Cora" in text
+
+
+BLOCK_START = re.compile(r"^\s*(?:[-+*]|\d+[.)]|>|#{1,6})(?:\s|$)")
+
+
+def wrapped_block_starts(source: str) -> list[tuple[int, str]]:
+    """Lines of a MyST source that Markdown reads as a new list item, quote or heading
+    although they continue a sentence: the wrapped line starts with ``+``, or with any block
+    marker while an inline ``$...$`` of the paragraph is still open (outside code fences)."""
+    found, fence, paragraph = [], None, ""
+    for number, line in enumerate(source.splitlines(), 1):
+        fenced = re.match(r"\s*(`{3,}|:{3,}|~{3,})", line)
+        if fence or fenced:
+            if fence is None:
+                fence = fenced.group(1)
+            elif line.strip().startswith(fence):
+                fence = None
+            paragraph = ""
+            continue
+        if not line.strip():
+            paragraph = ""
+            continue
+        if paragraph and BLOCK_START.match(line):
+            if line.lstrip().startswith("+ ") or paragraph.count("$") % 2:
+                found.append((number, line.strip()))
+        paragraph = line if re.match(r"^\s*(?:[-*]|\d+[.)])\s", line) else paragraph + line
+    return found
+
+
+def test_no_wrapped_line_starts_a_block_by_accident():
+    assert wrapped_block_starts("- column sums of $\\mathbf{A}\n  + \\mathbf{I}$) divide") == [
+        (2, "+ \\mathbf{I}$) divide")
+    ]
+    assert wrapped_block_starts("a sum $x$ of\n- a list item\n  + a sub-item") == [
+        (3, "+ a sub-item")
+    ]
+    assert wrapped_block_starts("Two items:\n- $a$ and\n- $b$\n\n```\n+ code\n```") == []
+    found = {
+        page: hits
+        for page in sorted((ROOT / "book").rglob("*.md"))
+        if (hits := wrapped_block_starts(page.read_text()))
+    }
+    assert not found, found

@@ -16,6 +16,8 @@ work against, lives here once. Modules:
   the Planetoid citation graphs
 - :mod:`vislearn.lifting`, :mod:`vislearn.train_lifting`: lifting 2-D keypoints to 3-D with a
   permutation-equivariant graph transformer
+- :mod:`vislearn.figures`: an interactive explorer's states as one animated image, for the
+  static book
 - :mod:`vislearn.grader`: the sandboxed autograder of the course's assignments
 """
 
