@@ -332,6 +332,20 @@ def _accuracy(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> floa
     return (logits[mask].argmax(dim=-1) == y[mask]).float().mean().item()
 
 
+@torch.no_grad()
+def node_accuracy(model: nn.Module, data, mask: torch.Tensor) -> float:
+    """The accuracy of ``model`` on the nodes of ``mask``, in eval mode (no dropout).
+
+    ``data`` has ``x``, ``edge_index`` and ``y`` (a :class:`vislearn.data.GraphData`); the
+    model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    logits = model(data.x, data.edge_index)  # (N, classes)
+    model.train(was_training)
+    return _accuracy(logits, data.y, mask)
+
+
 def train_node_classifier(
     model: nn.Module,
     data,

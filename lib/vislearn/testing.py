@@ -7,7 +7,7 @@ where, so that a student knows what to fix without seeing the reference.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -91,6 +91,95 @@ def assert_close(
             f"error is {error.max().item():.3g} (at index {index}: got {a[index].item():.6g}, "
             f"expected {e[index].item():.6g}; allowed atol={atol:g} + rtol={rtol:g} * |expected|)"
         )
+
+
+def assert_loadable(weights: object, model: torch.nn.Module, *, name: str = "weights") -> None:
+    """Raise ``AssertionError`` unless ``weights`` fits ``model.state_dict()`` exactly.
+
+    ``weights`` must be a mapping from the model's keys (none missing, none extra) to
+    tensors of the same shape and dtype, with finite values: what a training exercise
+    returns before the grader loads it into the reference architecture. (``load_state_dict``
+    alone would convert a wrong dtype and accept NaN.)
+    """
+    expected = model.state_dict()
+    if not isinstance(weights, Mapping):
+        raise AssertionError(f"{name}: expected a dict of tensors, got {_describe(weights)}")
+    missing = [key for key in expected if key not in weights]
+    extra = [key for key in weights if key not in expected]
+    if missing or extra:
+        raise AssertionError(
+            f"{name}: the keys differ from the model's: missing {missing[:5]}, "
+            f"unexpected {[str(k)[:60] for k in extra[:5]]}"
+        )
+    for key, reference in expected.items():
+        value = weights[key]
+        if not isinstance(value, torch.Tensor):
+            raise AssertionError(f"{name}[{key!r}]: expected a tensor, got {_describe(value)}")
+        if value.shape != reference.shape or value.dtype != reference.dtype:
+            raise AssertionError(
+                f"{name}[{key!r}]: expected shape {tuple(reference.shape)} and dtype "
+                f"{reference.dtype}, got {tuple(value.shape)} and {value.dtype}"
+            )
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise AssertionError(f"{name}[{key!r}]: NaN or infinite values")
+
+
+def assert_module_close(
+    module: torch.nn.Module,
+    reference: torch.nn.Module,
+    inputs: Sequence[object],
+    generator: torch.Generator,
+    *,
+    name: str,
+    case: str = "",
+) -> None:
+    """Raise ``AssertionError`` unless ``module(*inputs)`` matches ``reference(*inputs)``, and so
+    do the gradients wrt the inputs that require grad and wrt every parameter (matched by name),
+    for an upstream gradient drawn from ``generator``.
+
+    ``module`` is what a student built (or the grader's stand-in for it) holding the same
+    parameters as ``reference``, e.g. after ``module.load_state_dict(reference.state_dict())``.
+    """
+    out, expected = module(*inputs), reference(*inputs)
+    assert_close(out, expected, name=name, inputs=case)
+    params, reference_params = dict(module.named_parameters()), dict(reference.named_parameters())
+    if sorted(params) != sorted(reference_params):
+        raise AssertionError(
+            f"{name}: parameters {sorted(params)}, expected {sorted(reference_params)}"
+        )
+    leaves = [x for x in inputs if isinstance(x, torch.Tensor) and x.requires_grad]
+    upstream = random_tensor(
+        expected.shape, generator, dtype=expected.dtype, device=expected.device
+    )
+    wrt = [*leaves, *params.values()]
+    grads = torch.autograd.grad(out, wrt, upstream, allow_unused=True)
+    expected_grads = torch.autograd.grad(
+        expected, [*leaves, *(reference_params[key] for key in params)], upstream
+    )
+    labels = [f"input {i}" for i in range(len(leaves))] + list(params)
+    for label, x, grad, expected_grad in zip(labels, wrt, grads, expected_grads, strict=True):
+        grad = torch.zeros_like(x) if grad is None else grad
+        assert_close(grad, expected_grad, name=f"the gradient of {name} wrt {label}", inputs=case)
+
+
+def assert_stateless(
+    modules: Sequence[torch.nn.Module],
+    references: Sequence[torch.nn.Module],
+    make_inputs: Callable[[int], Sequence[object]],
+    generator: torch.Generator,
+    *,
+    name: str,
+    calls: int = 12,
+) -> None:
+    """Call ``modules[i]`` and ``references[i]`` on the inputs ``make_inputs(step)`` for ``calls``
+    steps, ``i`` drawn from ``generator``; raise ``AssertionError`` at the first output that
+    differs. A module that carries anything from one call to the next (a cache, a counter)
+    fails here even when each module's first call is right."""
+    order = torch.randint(len(modules), (calls,), generator=generator).tolist()
+    for step, i in enumerate(order):
+        inputs = make_inputs(step)
+        assert_close(modules[i](*inputs), references[i](*inputs), name=name,
+                     inputs=f"call {step + 1} (module {i} of {len(modules)})")  # fmt: skip
 
 
 def make_generator(seed: int) -> torch.Generator:

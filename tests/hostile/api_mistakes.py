@@ -25,6 +25,6 @@ def sinusoidal_position_encoding(num_positions, dim):
 """,
     },
     "status": "graded",
-    "score": 8,
+    "score": 12,
     "message": "ndarray",
 }

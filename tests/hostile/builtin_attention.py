@@ -20,6 +20,6 @@ def multi_head_attention(x, w_q, b_q, w_k, b_k, w_v, b_v, w_o, b_o, num_heads):
 """,
     },
     "status": "tampered",
-    "score": 5,
+    "score": 9,
     "message": "torch.nn.functional.scaled_dot_product_attention",
 }

@@ -19,5 +19,5 @@ def sinusoidal_position_encoding(num_positions, dim):
 """,
     },
     "status": "graded",
-    "score": 12,
+    "score": 16,
 }

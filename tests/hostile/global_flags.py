@@ -1,5 +1,6 @@
 """Correct kernels in a notebook that changes global torch settings: only the sandbox's own
-process is affected, never the references."""
+process is affected, never the references. The student's module, built in that process, gets
+float64 parameters and fails the module tests that feed it float32 (12 + 2 points)."""
 
 SUBMISSION = {
     "assignment": "a1_attention",
@@ -18,5 +19,5 @@ def self_attention(X, omega_q, beta_q, omega_k, beta_k, omega_v, beta_v):
 """,
     },
     "status": "graded",
-    "score": 12,
+    "score": 14,
 }

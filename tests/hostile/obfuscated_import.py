@@ -10,6 +10,6 @@ def scaled_dot_product_attention(q, k, v, mask=None):
 """,
     },
     "status": "tampered",
-    "score": 8,
+    "score": 12,
     "message": "not allowed in this exercise",
 }

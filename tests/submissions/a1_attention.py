@@ -101,14 +101,68 @@ def sinusoidal_position_encoding(num_positions, dim):
     return P
 """
 
+A1_MODULE_CALLS_PART_3 = """
+class MultiHeadSelfAttention(torch.nn.Module):
+    # a correct solution in another style: the Linear layers hold the weights, part 3 computes
+    def __init__(self, dim, num_heads):
+        super().__init__()
+        self.num_heads = num_heads
+        for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            setattr(self, name, torch.nn.Linear(dim, dim))
+
+    def forward(self, x):
+        layers = (self.q_proj, self.k_proj, self.v_proj, self.out_proj)
+        weights = [t for layer in layers for t in (layer.weight, layer.bias)]
+        return multi_head_attention(x, *weights, num_heads=self.num_heads)
+"""
+
+# The module bugs share the correct class and change one part each.
+MODULE_TEMPLATE = """
+class MultiHeadSelfAttention(torch.nn.Module):
+    def __init__(self, dim, num_heads):
+        super().__init__()
+        self.num_heads = num_heads
+        self.Q, self.K = torch.nn.Linear(dim, dim), torch.nn.Linear(dim, dim)
+        self.V, self.O = torch.nn.Linear(dim, dim), torch.nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, D = x.shape
+        d = D // self.num_heads
+        q, k, v = (SPLIT for p in (self.Q, self.K, self.V))
+        weights = torch.softmax(q @ k.transpose(-1, -2) / SCALE, dim=-1)
+        return self.O((weights @ v).transpose(1, 2).reshape(B, N, D))
+"""
+CORRECT_NAMES = {"Q": "q_proj", "K": "k_proj", "V": "v_proj", "O": "out_proj"}
+
+
+def module(split="p(x).view(B, N, self.num_heads, d).transpose(1, 2)", scale="math.sqrt(d)",
+           names=CORRECT_NAMES):  # fmt: skip
+    source = MODULE_TEMPLATE.replace("SPLIT", split).replace("SCALE", scale)
+    for placeholder, name in names.items():
+        source = source.replace(f"self.{placeholder}", f"self.{name}")
+    return source
+
+
+A1_MODULE_WIDTH_SCALE = module(scale="math.sqrt(D)")  # the model width, not the head size
+A1_MODULE_NO_TRANSPOSE = module(split="p(x).view(B, self.num_heads, N, d)")  # heads mixed up
+A1_MODULE_RENAMED = module(names={"Q": "query", "K": "key", "V": "value", "O": "out"})
+
 A1_SA = ["test_self_attention_visible", "test_self_attention_hidden"]
 A1_SDPA = ["test_sdpa_visible", "test_sdpa_hidden", "test_sdpa_mask_hidden"]
 A1_MHA = ["test_mha_visible", "test_mha_hidden"]
 A1_PE = ["test_pe_visible", "test_pe_hidden"]
+A1_MODULE = ["test_mha_module_visible", "test_mha_module_hidden", "test_mha_module_object_hidden"]
 
 CLASS = {
     "alice": ({}, []),
-    "amir": ({"self_attention": A1_SA_LOOPS, "multi_head_attention": A1_MHA_HEAD_LOOP}, []),
+    "amir": (
+        {
+            "self_attention": A1_SA_LOOPS,
+            "multi_head_attention": A1_MHA_HEAD_LOOP,
+            "MultiHeadSelfAttention": A1_MODULE_CALLS_PART_3,
+        },
+        [],
+    ),
     "bea": ({"self_attention": A1_SA_WRONG_AXIS}, A1_SA),
     "chen": ({"self_attention": A1_SA_NO_SCALE}, A1_SA),
     "dara": ({"scaled_dot_product_attention": A1_SDPA_WRONG_AXIS}, A1_SDPA),
@@ -121,4 +175,7 @@ CLASS = {
     "hana": ({"multi_head_attention": A1_MHA_NO_TRANSPOSE}, A1_MHA),
     "ivo": ({"sinusoidal_position_encoding": A1_PE_CONCATENATED}, A1_PE),
     "jun": ({"sinusoidal_position_encoding": A1_PE_EVEN_WIDTH_ONLY}, ["test_pe_hidden"]),
+    "kai": ({"MultiHeadSelfAttention": A1_MODULE_WIDTH_SCALE}, A1_MODULE),
+    "lea": ({"MultiHeadSelfAttention": A1_MODULE_NO_TRANSPOSE}, A1_MODULE),
+    "max": ({"MultiHeadSelfAttention": A1_MODULE_RENAMED}, A1_MODULE),
 }

@@ -226,6 +226,76 @@ def gat_attention(x, edge_index, omega, phi):
     return w / total[dst]
 """
 
+A4_GATCONV_REUSES_PART_3 = """
+class GATConv(torch.nn.Module):
+    # a correct solution in another style: part 3's weights, then a dense sum over the edges
+    def __init__(self, in_dim, out_dim, heads=1, concat=True):
+        super().__init__()
+        self.heads, self.out_dim, self.concat = heads, out_dim, concat
+        self.lin = torch.nn.Linear(in_dim, heads * out_dim, bias=False)
+        self.att_dst = torch.nn.Parameter(0.1 * torch.randn(1, heads, out_dim))
+        self.att_src = torch.nn.Parameter(0.1 * torch.randn(1, heads, out_dim))
+        self.bias = torch.nn.Parameter(torch.zeros(heads * out_dim if concat else out_dim))
+
+    def forward(self, x, edge_index):
+        n = x.shape[0]
+        omega = self.lin.weight.view(self.heads, self.out_dim, -1)
+        phi = torch.cat([self.att_dst[0], self.att_src[0]], dim=1)
+        alpha = gat_attention(x, edge_index, omega, phi)
+        nodes = torch.arange(n, device=x.device)
+        src, dst = torch.cat([edge_index[0], nodes]), torch.cat([edge_index[1], nodes])
+        weights = torch.zeros(self.heads, n, n, dtype=x.dtype, device=x.device)
+        weights[:, dst, src] = alpha.T  # (K, i, j)
+        out = weights @ self.lin(x).view(n, self.heads, self.out_dim).transpose(0, 1)  # (K, N, F')
+        out = out.transpose(0, 1).flatten(1) if self.concat else out.mean(dim=0)
+        return out + self.bias
+"""
+
+# The layer bugs start from the instructor's layer; each also breaks the weights train_gat
+# returns (another key, another shape), so both graders fail the training cells too.
+A4_GATCONV_ONE_ATTENTION_VECTOR = """
+class GATConv(torch.nn.Module):
+    def __init__(self, in_dim, out_dim, heads=1, concat=True):
+        super().__init__()
+        self.heads, self.out_dim, self.concat = heads, out_dim, concat
+        self.lin = torch.nn.Linear(in_dim, heads * out_dim, bias=False)
+        self.att = torch.nn.Parameter(0.1 * torch.randn(1, heads, 2 * out_dim))  # phi, whole
+        self.bias = torch.nn.Parameter(torch.zeros(heads * out_dim if concat else out_dim))
+
+    def forward(self, x, edge_index):
+        n = x.shape[0]
+        omega = self.lin.weight.view(self.heads, self.out_dim, -1)
+        alpha = gat_attention(x, edge_index, omega, self.att[0])
+        nodes = torch.arange(n, device=x.device)
+        src, dst = torch.cat([edge_index[0], nodes]), torch.cat([edge_index[1], nodes])
+        z = self.lin(x).view(n, self.heads, self.out_dim)
+        out = torch.zeros_like(z).index_add(0, dst, alpha[..., None] * z[src])
+        out = out.flatten(1) if self.concat else out.mean(dim=1)
+        return out + self.bias
+"""
+
+A4_GATCONV_ALWAYS_MEAN = """
+class GATConv(torch.nn.Module):
+    def __init__(self, in_dim, out_dim, heads=1, concat=True):
+        super().__init__()
+        self.heads, self.out_dim = heads, out_dim
+        self.lin = torch.nn.Linear(in_dim, heads * out_dim, bias=False)
+        self.att_dst = torch.nn.Parameter(0.1 * torch.randn(1, heads, out_dim))
+        self.att_src = torch.nn.Parameter(0.1 * torch.randn(1, heads, out_dim))
+        self.bias = torch.nn.Parameter(torch.zeros(heads * out_dim if concat else out_dim))
+
+    def forward(self, x, edge_index):
+        n = x.shape[0]
+        omega = self.lin.weight.view(self.heads, self.out_dim, -1)
+        phi = torch.cat([self.att_dst[0], self.att_src[0]], dim=1)
+        alpha = gat_attention(x, edge_index, omega, phi)
+        nodes = torch.arange(n, device=x.device)
+        src, dst = torch.cat([edge_index[0], nodes]), torch.cat([edge_index[1], nodes])
+        z = self.lin(x).view(n, self.heads, self.out_dim)
+        out = torch.zeros_like(z).index_add(0, dst, alpha[..., None] * z[src])
+        return out.mean(dim=1) + self.bias[: self.out_dim]  # the heads averaged, even to concat
+"""
+
 A4_LAPLACIAN = [
     "test_laplacian_visible",
     "test_laplacian_hidden",
@@ -243,6 +313,13 @@ A4_GAT = [
     "test_gat_hidden",
     "test_gat_directed_hidden",
     "test_gat_large_hidden",
+]
+A4_GATCONV_AND_TRAINING = [
+    "test_gat_module_visible",
+    "test_gat_module_hidden",
+    "test_gat_module_object_hidden",
+    "test_train_gat_visible",
+    "test_train_gat_hidden",
 ]
 
 CLASS = {
@@ -277,4 +354,7 @@ CLASS = {
     "oli": ({"gat_attention": A4_GAT_DEFAULT_SLOPE}, A4_GAT),
     "pia": ({"gat_attention": A4_GAT_NO_MAX}, ["test_gat_large_hidden"]),
     "quin": ({"gat_attention": A4_GAT_SWAPPED_PHI}, A4_GAT),
+    "tom": ({"GATConv": A4_GATCONV_REUSES_PART_3}, []),
+    "rui": ({"GATConv": A4_GATCONV_ONE_ATTENTION_VECTOR}, A4_GATCONV_AND_TRAINING),
+    "sam": ({"GATConv": A4_GATCONV_ALWAYS_MEAN}, A4_GATCONV_AND_TRAINING),
 }

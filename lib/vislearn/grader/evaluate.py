@@ -6,7 +6,9 @@ the source notebook, visible and hidden, runs here too, with fixed seeds derived
 grading seed (``vislearn.testing.make_generator`` is re-seeded the same way, so hidden tests
 draw inputs no student has seen) and full-precision matmuls. A cell scores its points iff it
 runs without an exception; the exception's message, stripped of reference values, is the
-feedback. Test sources never leave this process.
+feedback. A cell with a threshold rule (training exercises) scores the share of its points
+that the metric it measured earns, and the feedback states the metric. Test sources never
+leave this process.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import math
 import re
 import shutil
 import tempfile
@@ -126,7 +129,10 @@ def run_tests(task: Task, session: Session, tainted: dict) -> list[dict]:
                 exec(compile(source, f"<{grade_id}>", "exec"), namespace)
     except Exception as error:
         raise GraderError(f"the source notebook's cell failed here: {error!r}") from error
-    proxies = {name: session.proxy(name) for name in spec.functions}
+    proxies = {
+        name: session.module_class(name) if name in spec.classes else session.proxy(name)
+        for name in spec.functions
+    }
     cells = []
     with _fresh_generators(task.seed):
         for test in spec.tests:
@@ -146,8 +152,19 @@ def run_tests(task: Task, session: Session, tainted: dict) -> list[dict]:
             except Exception as error:
                 cells.append(_cell(test, 0.0, _feedback(error)))
             else:
-                cells.append(_cell(test, test.points, "passed"))
+                cells.append(_scored(test, namespace))
     return cells
+
+
+def _scored(test: TestCell, namespace: dict) -> dict:
+    """The record of a test cell that ran through: its points, or its threshold's share."""
+    if test.threshold is None:
+        return _cell(test, test.points, "passed")
+    value = namespace.get(test.threshold.metric)
+    if not isinstance(value, float) or not math.isfinite(value):
+        raise GraderError(f"test cell {test.grade_id} set no float {test.threshold.metric}")
+    points = round(test.points * test.threshold.fraction(value), 2)
+    return _cell(test, points, test.threshold.describe(value))
 
 
 def _status(session: Session, hits: list) -> str:
@@ -181,7 +198,7 @@ def grade(task: Task) -> dict:
              "threads": task.limits.threads, "gpu_fraction": task.limits.gpu_fraction}  # fmt: skip
     defining = {f: tuple(g for g, names in spec.solution_cells.items() if f in names)
                 for f in spec.functions}  # fmt: skip
-    session = Session(list(task.argv), workdir, task.limits, setup, defining)
+    session = Session(list(task.argv), workdir, task.limits, setup, defining, spec.timeouts)
     try:
         graded = run_tests(task, session, tainted)
     finally:

@@ -14,7 +14,9 @@ course folder or the gradebook. In order, it
 4. moves stdin to ``/dev/null`` and stdout and stderr to a capped log, keeping private
    copies of the protocol's pipes, and says ``hello``;
 5. runs the cells (errors are recorded, not fatal) and says ``ready``;
-6. answers ``call`` and ``vjp`` messages until ``stop`` or end of input.
+6. answers messages until ``stop`` or end of input: ``call`` and ``vjp`` (a function, or a
+   module built before), ``new`` (build an ``nn.Module`` of a class the notebook defines and
+   keep it under a handle) and ``method`` (one of :data:`MODULE_METHODS` on a handle).
 
 ``python -I harness.py --self-test PATH...`` checks the sandbox instead and prints JSON:
 process creation and the network must fail, and no PATH may exist.
@@ -277,34 +279,100 @@ def run_cells(cells: list, namespace: dict) -> list[list[str]]:
     return errors
 
 
-def call(protocol, torch, namespace: dict, message: dict) -> dict:
-    """Answer a ``call`` (the function's output) or ``vjp`` (gradients wrt chosen inputs)."""
-    name = message.get("name")
-    function = namespace.get(name) if isinstance(name, str) else None
-    if not callable(function):
+def _load_state_dict(module, state) -> None:
+    module.load_state_dict(state, strict=True)  # missing or unexpected keys raise
+
+
+def _train(module, mode: bool = True) -> None:
+    module.train(mode)
+
+
+def _to(module, *args, **kwargs) -> None:
+    module.to(*args, **kwargs)
+
+
+# The methods of a student's module that the grader may call, by name: each takes decoded
+# arguments and returns plain data (tensors, dicts of tensors, booleans, None).
+MODULE_METHODS = {
+    "load_state_dict": _load_state_dict,
+    "state_dict": lambda module: dict(module.state_dict()),
+    "named_parameters": lambda module: dict(module.named_parameters()),
+    "train": _train,
+    "training": lambda module: bool(module.training),
+    "to": _to,
+}
+
+
+class Handles:
+    """The modules the grader asked the sandbox to build, by handle (an int)."""
+
+    def __init__(self, torch):
+        self.torch = torch
+        self.modules: dict[int, object] = {}
+
+    def new(self, cls, args, kwargs) -> int:
+        if not (isinstance(cls, type) and issubclass(cls, self.torch.nn.Module)):
+            raise TypeError(f"{cls.__name__} is not a subclass of torch.nn.Module")
+        module = cls(*args, **kwargs)
+        if not isinstance(module, self.torch.nn.Module):
+            raise TypeError(f"{cls.__name__}(...) did not return an nn.Module")
+        handle = len(self.modules)
+        self.modules[handle] = module
+        return handle
+
+    def get(self, handle):
+        if not isinstance(handle, int) or handle not in self.modules:
+            raise RuntimeError(f"no module with handle {handle!r}")
+        return self.modules[handle]
+
+
+def _gradients(torch, protocol, target, args, kwargs, message: dict) -> list:
+    """Gradients of ``target(*args, **kwargs)``'s outputs, weighted by the grader's
+    ``grads``, wrt the input tensors numbered ``wrt`` then the module parameters ``params``."""
+    leaves = protocol.tensors_in((args, kwargs))
+    inputs = [leaves[i] for i in message["wrt"]]  # decoded as leaves that require grad
+    if not all(x.requires_grad and x.is_leaf for x in inputs):
+        raise RuntimeError("the grader asked for the gradient wrt a non-differentiable input")
+    names = message.get("params", [])
+    if names:
+        parameters = dict(target.named_parameters())
+        missing = [n for n in names if n not in parameters]
+        if missing:
+            raise RuntimeError(f"the module has no parameter {missing[0]!r} any more")
+        inputs += [parameters[n] for n in names]
+    with torch.enable_grad():
+        outputs = protocol.tensors_in(target(*args, **kwargs))
+    grads = protocol.decode(message["grads"])
+    pairs = [(o, g) for o, g in zip(outputs, grads, strict=False) if o.requires_grad]
+    if not pairs:
+        raise RuntimeError("its output does not depend on its inputs through autograd")
+    found = torch.autograd.grad(
+        [o for o, _ in pairs], inputs, [g for _, g in pairs], allow_unused=True
+    )
+    return [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, found, strict=True)]
+
+
+def call(protocol, torch, namespace: dict, handles: Handles, message: dict) -> dict:
+    """Answer one request with the student's result, or the error it raised."""
+    op, name = message["op"], message.get("name")
+    defined = isinstance(name, str) and callable(namespace.get(name))
+    if "handle" not in message and not defined:
         return {"op": "result", "ok": False, "kind": "missing", "error": f"{name} is not defined"}
-    try:
+    try:  # a request is about a module built before (its handle) or a name of the notebook
+        target = handles.get(message["handle"]) if "handle" in message else namespace[name]
         args = protocol.decode(message["args"], grad=True)
         kwargs = protocol.decode(message["kwargs"], grad=True)
         limit_call_cpu(float(message.get("cpu_seconds", 60)))
-        if message["op"] == "call":
-            return {"op": "result", "ok": True, "value": protocol.encode(function(*args, **kwargs))}
-        leaves = protocol.tensors_in((args, kwargs))
-        inputs = [leaves[i] for i in message["wrt"]]  # decoded as leaves that require grad
-        if not all(x.requires_grad and x.is_leaf for x in inputs):
-            raise RuntimeError("the grader asked for the gradient wrt a non-differentiable input")
-        with torch.enable_grad():
-            outputs = protocol.tensors_in(function(*args, **kwargs))
-        grads = protocol.decode(message["grads"])
-        pairs = [(o, g) for o, g in zip(outputs, grads, strict=False) if o.requires_grad]
-        if not pairs:
-            raise RuntimeError("its output does not depend on its inputs through autograd")
-        found = torch.autograd.grad(
-            [o for o, _ in pairs], inputs, [g for _, g in pairs], allow_unused=True
-        )
-        value = [
-            torch.zeros_like(x) if g is None else g for x, g in zip(inputs, found, strict=True)
-        ]
+        if op == "call":
+            value = target(*args, **kwargs)
+        elif op == "vjp":
+            value = _gradients(torch, protocol, target, args, kwargs, message)
+        elif op == "new":
+            value = handles.new(target, args, kwargs)
+        elif op == "method" and message.get("method") in MODULE_METHODS:
+            value = MODULE_METHODS[message["method"]](target, *args, **kwargs)
+        else:
+            raise RuntimeError(f"unknown request {op!r}")
         return {"op": "result", "ok": True, "value": protocol.encode(value)}
     except BaseException as error:
         return {"op": "result", "ok": False, "kind": "raised", "error": _describe(error)}
@@ -368,8 +436,9 @@ def main() -> None:
     errors = run_cells(setup["cells"], namespace)
     defined = sorted(name for name, value in namespace.items() if callable(value))
     protocol.write_frame(proto_out, {"op": "ready", "errors": errors, "defined": defined})
+    handles = Handles(torch)
     while (message := protocol.read_frame(proto_in)) is not None and message["op"] != "stop":
-        reply = call(protocol, torch, namespace, message)
+        reply = call(protocol, torch, namespace, handles, message)
         try:
             frame = protocol.pack(reply)
         except Exception as error:  # e.g. an output larger than a frame may be

@@ -8,6 +8,13 @@ names the exercise forbids, declared in the notebook's metadata::
 
     "metadata": {"grading": {"forbidden": ["torch.softmax", "vislearn.softmax", ...]}}
 
+and, for exercises that train a model, the call timeout of a function (seconds) and the
+threshold rule of a test cell that measures a metric::
+
+    "grading": {"timeouts": {"train_gat": 60},
+                "thresholds": {"test_gat_training_hidden":
+                               {"metric": "accuracy", "zero": 0.6, "full": 0.75}}}
+
 From a student's notebook only the sources of solution cells and of cells the student added
 are used; test cells and locked cells always come from the source notebook, so deleting or
 editing them changes nothing.
@@ -38,13 +45,31 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Threshold:
+    """Partial credit for a measured metric: none at or below ``zero``, full marks from
+    ``full``, linear in between. ``metric`` is the variable the test cell sets."""
+
+    metric: str
+    zero: float
+    full: float
+
+    def fraction(self, value: float) -> float:
+        return min(1.0, max(0.0, (value - self.zero) / (self.full - self.zero)))
+
+    def describe(self, value: float) -> str:
+        return (f"measured {self.metric} {value:.1%}: full marks from {self.full:.0%}, "
+                f"none at or below {self.zero:.0%}")  # fmt: skip
+
+
+@dataclass(frozen=True)
 class TestCell:
     """A graded test cell of the source notebook."""
 
     grade_id: str
     points: float
     source: str
-    functions: tuple[str, ...]  # the student functions it calls
+    functions: tuple[str, ...]  # the student functions and classes it uses
+    threshold: Threshold | None = None
 
 
 @dataclass(frozen=True)
@@ -53,9 +78,11 @@ class AssignmentSpec:
 
     name: str
     setup_cells: tuple[tuple[str, str], ...]  # locked code cells that are not tests
-    solution_cells: dict[str, tuple[str, ...]]  # grade id -> functions defined there
+    solution_cells: dict[str, tuple[str, ...]]  # grade id -> functions and classes defined there
     tests: tuple[TestCell, ...]
     forbidden: tuple[str, ...]
+    classes: tuple[str, ...] = ()  # the names in solution_cells that are classes (modules)
+    timeouts: dict[str, float] = field(default_factory=dict)  # function -> call timeout
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -103,9 +130,26 @@ def read_code_cells(path: Path) -> tuple[list[Cell], dict]:
     return code, metadata
 
 
-def _defined_functions(source: str) -> tuple[str, ...]:
-    tree = ast.parse(source)
-    return tuple(n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))
+def _defined(source: str, kinds: type | tuple) -> tuple[str, ...]:
+    return tuple(n.name for n in ast.parse(source).body if isinstance(n, kinds))
+
+
+def _grading_metadata(path: Path, metadata: dict) -> tuple[tuple, dict, dict]:
+    """The forbidden names, call timeouts and thresholds of ``metadata.grading``."""
+    grading = metadata.get("grading", {})
+    forbidden = grading.get("forbidden", [])
+    if not all(isinstance(n, str) for n in forbidden):
+        raise MalformedNotebook(f"{path}: metadata.grading.forbidden must be a list of strings")
+    timeouts = grading.get("timeouts", {})
+    if not all(isinstance(t, int | float) and t > 0 for t in timeouts.values()):
+        raise MalformedNotebook(f"{path}: metadata.grading.timeouts must map names to seconds")
+    try:
+        thresholds = {gid: Threshold(**rule) for gid, rule in grading.get("thresholds", {}).items()}
+    except TypeError as error:
+        raise MalformedNotebook(f"{path}: metadata.grading.thresholds: {error}") from None
+    if not all(t.zero < t.full for t in thresholds.values()):
+        raise MalformedNotebook(f"{path}: a threshold's zero must be below its full")
+    return tuple(forbidden), {n: float(t) for n, t in timeouts.items()}, thresholds
 
 
 def _names_used(source: str) -> set[str]:
@@ -115,28 +159,40 @@ def _names_used(source: str) -> set[str]:
 def load_spec(path: Path, name: str) -> AssignmentSpec:
     """The grading plan of the source notebook at ``path``."""
     cells, metadata = read_code_cells(path)
-    setup, solutions, tests = [], {}, []
+    setup, solutions, classes, tests = [], {}, [], []
     for cell in cells:
         meta = cell.nbgrader
         if meta.get("solution"):
-            solutions[cell.grade_id] = _defined_functions(cell.source)
+            solutions[cell.grade_id] = _defined(
+                cell.source, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+            )
+            classes += _defined(cell.source, ast.ClassDef)
         elif meta.get("grade"):
             tests.append((cell.grade_id, float(meta.get("points", 0)), cell.source))
         elif meta.get("locked"):
             setup.append((cell.grade_id, cell.source))
     functions = {f for names in solutions.values() for f in names}
-    forbidden = metadata.get("grading", {}).get("forbidden", [])
-    if not all(isinstance(n, str) for n in forbidden):
-        raise MalformedNotebook(f"{path}: metadata.grading.forbidden must be a list of strings")
+    forbidden, timeouts, thresholds = _grading_metadata(path, metadata)
+    unknown = thresholds.keys() - {gid for gid, _, _ in tests}
+    if unknown:
+        raise MalformedNotebook(f"{path}: thresholds for cells that are not tests: {unknown}")
     return AssignmentSpec(
         name=name,
         setup_cells=tuple(setup),
         solution_cells=solutions,
         tests=tuple(
-            TestCell(gid, points, source, tuple(sorted(_names_used(source) & functions)))
+            TestCell(
+                gid,
+                points,
+                source,
+                tuple(sorted(_names_used(source) & functions)),
+                thresholds.get(gid),
+            )
             for gid, points, source in tests
         ),
-        forbidden=tuple(forbidden),
+        forbidden=forbidden,
+        classes=tuple(classes),
+        timeouts=timeouts,
     )
 
 

@@ -8,6 +8,14 @@ requires grad, the call is a :class:`torch.autograd.Function` whose backward pas
 sandbox for the vector-Jacobian product, so ``torch.autograd.grad`` in a test works as if the
 student's function had run here.
 
+:meth:`Session.module_class` stands for a class of the student's that subclasses
+``nn.Module``: constructing it builds the real module in the sandbox and returns a
+:class:`RemoteModule`, a handle whose methods (``forward``, ``load_state_dict``,
+``state_dict``, ``named_parameters``, ``train``, ``eval``, ``to``) are requests that send and
+return plain tensors. Its parameters are seen here as leaf tensors, snapshots of the
+sandbox's values, so that ``torch.autograd.grad(out, [x, *module.parameters()], ...)`` asks
+the sandbox for the gradients wrt its parameters.
+
 Failures of the student's code become :class:`StudentFailure` with a message for the
 feedback; failures of the grader itself become :class:`GraderError`.
 """
@@ -15,6 +23,8 @@ feedback; failures of the grader itself become :class:`GraderError`.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,6 +41,17 @@ class GraderError(Exception):
     """The grader could not run the submission (e.g. the sandbox did not start)."""
 
 
+@dataclass(frozen=True)
+class Target:
+    """What a request is about: a function of the notebook (``{"name": ...}``) or a module
+    the sandbox built (``{"handle": ...}``), named ``label`` in messages, with its own call
+    timeout if the notebook's metadata gives one."""
+
+    label: str
+    fields: dict
+    timeout: float | None = None
+
+
 class _NotTensors(Exception):
     def __init__(self, value: object):
         super().__init__("not tensors")
@@ -41,12 +62,19 @@ class Session:
     """One submission's sandbox, from its first call to :meth:`close`."""
 
     def __init__(
-        self, argv: list[str], cwd: Path | None, limits: Limits, setup: dict, defining: dict
+        self,
+        argv: list[str],
+        cwd: Path | None,
+        limits: Limits,
+        setup: dict,
+        defining: dict,
+        timeouts: dict[str, float] | None = None,
     ):
         """``setup`` is the harness's first message; ``defining`` maps each student function
-        to the cells that should define it (for the message when it is missing)."""
+        to the cells that should define it (for the message when it is missing);
+        ``timeouts`` gives some functions a longer call timeout (e.g. training)."""
         self.argv, self.cwd, self.limits, self.setup = argv, cwd, limits, setup
-        self.defining = defining
+        self.defining, self.timeouts = defining, timeouts or {}
         self.deadline = time.monotonic() + limits.submission_timeout
         self.events: set[str] = set()  # timeout, crash, protocol
         self.cell_errors: list[list[str]] | None = None
@@ -117,12 +145,14 @@ class Session:
             self._fatal = f"not run: the submission used up its time budget of {budget:g} s"
             raise StudentFailure(self._fatal)
 
-    def request(self, message: dict, name: str) -> object:
-        """Send ``message`` about function ``name``; the decoded value it returns."""
+    def request(self, message: dict, name: str, timeout: float | None = None) -> object:
+        """Send ``message`` about ``name``; the decoded value it returns. ``timeout``
+        replaces the call timeout."""
         sandbox = self._started()
         self._check_budget()
-        timeout = min(self.limits.call_timeout, self.deadline - time.monotonic())
-        message["cpu_seconds"] = self.limits.call_timeout * self.limits.threads + 1
+        limit = self.limits.call_timeout if timeout is None else timeout
+        timeout = min(limit, self.deadline - time.monotonic())
+        message["cpu_seconds"] = limit * self.limits.threads + 1
         try:
             sandbox.send(message, time.monotonic() + timeout)
             reply = sandbox.receive(time.monotonic() + timeout)
@@ -157,62 +187,176 @@ class Session:
 
     # --- calls ------------------------------------------------------------------------------
 
-    def forward(self, name: str, args: tuple, kwargs: dict) -> object:
-        """``name(*args, **kwargs)`` in the sandbox, with the device check on its outputs."""
+    def target(self, name: str) -> Target:
+        """The notebook's function (or class) ``name``."""
+        return Target(name, {"name": name}, self.timeouts.get(name))
+
+    def forward(self, target: Target, args: tuple, kwargs: dict) -> object:
+        """``target(*args, **kwargs)`` in the sandbox, with the device check on its outputs."""
         inputs = protocol.tensors_in((args, kwargs))
-        message = {"op": "call", "name": name, "args": protocol.encode(args),
+        message = {"op": "call", **target.fields, "args": protocol.encode(args),
                    "kwargs": protocol.encode(kwargs)}  # fmt: skip
-        value = self.request(message, name)
+        value = self.request(message, target.label, target.timeout)
         devices = {t.device.type for t in inputs}
         if len(devices) == 1:
             (expected,) = devices
             for output in protocol.tensors_in(value):
                 if output.device.type != expected:
                     raise AssertionError(
-                        f"{name} returned a tensor on {output.device.type} for inputs on "
-                        f"{expected}: results must stay on the input's device"
+                        f"{target.label} returned a tensor on {output.device.type} for inputs "
+                        f"on {expected}: results must stay on the input's device"
                     )
         return value
 
-    def vjp(self, name: str, args: tuple, kwargs: dict, wrt: list[int], grads: list) -> list:
-        """Gradients of ``name``'s outputs (weighted by ``grads``) wrt input tensors ``wrt``."""
-        message = {"op": "vjp", "name": name, "args": protocol.encode(args),
-                   "kwargs": protocol.encode(kwargs), "wrt": wrt,
+    def vjp(
+        self,
+        target: Target,
+        args: tuple,
+        kwargs: dict,
+        wrt: list[int],
+        grads: list,
+        params: dict[str, torch.Tensor] | None = None,
+    ) -> list:
+        """Gradients of ``target``'s outputs (weighted by ``grads``) wrt the input tensors
+        numbered ``wrt``, then wrt the module parameters named in ``params`` (name -> the
+        tensor standing for it here)."""
+        params = params or {}
+        message = {"op": "vjp", **target.fields, "args": protocol.encode(args),
+                   "kwargs": protocol.encode(kwargs), "wrt": wrt, "params": list(params),
                    "grads": protocol.encode(grads)}  # fmt: skip
-        value = self.request(message, f"the gradient of {name}")
+        label = f"the gradient of {target.label}"
+        value = self.request(message, label, target.timeout)
         inputs = protocol.tensors_in((args, kwargs))
-        if not isinstance(value, list) or len(value) != len(wrt):
+        like = [inputs[i] for i in wrt] + list(params.values())
+        if not isinstance(value, list) or len(value) != len(like):
             raise self._fail("protocol", "the sandbox sent malformed gradients")
-        for i, grad in zip(wrt, value, strict=True):
-            if not isinstance(grad, torch.Tensor) or grad.shape != inputs[i].shape:
-                raise StudentFailure(f"the gradient of {name} has the wrong shape")
-        return [
-            g.to(device=inputs[i].device, dtype=inputs[i].dtype)
-            for i, g in zip(wrt, value, strict=True)
-        ]
+        for grad, x in zip(value, like, strict=True):
+            if not isinstance(grad, torch.Tensor) or grad.shape != x.shape:
+                raise StudentFailure(f"{label} has the wrong shape")
+        return [g.to(device=x.device, dtype=x.dtype) for g, x in zip(value, like, strict=True)]
+
+    def call(self, target: Target, args: tuple, kwargs: dict, params: dict | None = None):
+        """A call that autograd can differentiate through the sandbox when an input, or one
+        of ``params`` (a module's parameters), requires grad."""
+        params = params or {}
+        inputs = protocol.tensors_in((args, kwargs))
+        leaves = [*inputs, *params.values()]
+        if torch.is_grad_enabled() and any(t.requires_grad for t in leaves):
+            try:
+                return _Remote.apply(self, target, (args, kwargs, list(params)), *leaves)
+            except _NotTensors as result:
+                return result.value
+        return self.forward(target, args, kwargs)
 
     def proxy(self, name: str):
         """A stand-in for the student's function ``name`` in the trusted namespace."""
+        target = self.target(name)
 
         def student_function(*args, **kwargs):
-            inputs = protocol.tensors_in((args, kwargs))
-            if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-                try:
-                    return _Remote.apply(self, name, args, kwargs, *inputs)
-                except _NotTensors as result:
-                    return result.value
-            return self.forward(name, args, kwargs)
+            return self.call(target, args, kwargs)
 
         student_function.__name__ = name
         return student_function
 
+    def module_class(self, name: str):
+        """A stand-in for the student's ``nn.Module`` subclass ``name``: calling it builds
+        the module in the sandbox and returns a :class:`RemoteModule`."""
+
+        def build(*args, **kwargs) -> RemoteModule:
+            message = {"op": "new", "name": name, "args": protocol.encode(args),
+                       "kwargs": protocol.encode(kwargs)}  # fmt: skip
+            handle = self.request(message, name)
+            if not isinstance(handle, int) or isinstance(handle, bool):
+                raise self._fail("protocol", "the sandbox sent a malformed module handle")
+            return RemoteModule(self, name, handle)
+
+        build.__name__ = name
+        return build
+
+
+def _tensor_dict(value: object, what: str) -> dict[str, torch.Tensor]:
+    if not isinstance(value, dict) or not all(isinstance(t, torch.Tensor) for t in value.values()):
+        raise StudentFailure(f"{what} did not return a dict of tensors")
+    return value
+
+
+class RemoteModule:
+    """An ``nn.Module`` of the student's, built in the sandbox, seen through its handle.
+
+    It answers the part of the ``nn.Module`` interface that tests use. Every method is a
+    request; what comes back is plain tensors, checked here. ``parameters()`` are snapshots
+    of the sandbox's values (changing them changes nothing there): they exist so that
+    autograd can ask for the gradients wrt the module's parameters.
+    """
+
+    def __init__(self, session: Session, name: str, handle: int):
+        self._session = session
+        self._target = Target(f"{name} (an instance)", {"handle": handle})
+        self._leaves: dict[str, torch.Tensor] | None = None  # parameter snapshots
+
+    def _method(self, method: str, *args, **kwargs) -> object:
+        message = {"op": "method", **self._target.fields, "method": method,
+                   "args": protocol.encode(args), "kwargs": protocol.encode(kwargs)}  # fmt: skip
+        return self._session.request(message, f"{self._target.label}.{method}")
+
+    def __call__(self, *args, **kwargs):
+        params = self._parameters() if torch.is_grad_enabled() else {}
+        return self._session.call(self._target, args, kwargs, params)
+
+    forward = __call__
+
+    def _parameters(self) -> dict[str, torch.Tensor]:
+        if self._leaves is None:
+            values = _tensor_dict(self._method("named_parameters"), "named_parameters()")
+            self._leaves = {
+                name: t.requires_grad_(t.is_floating_point() or t.is_complex())
+                for name, t in values.items()
+            }
+        return self._leaves
+
+    def named_parameters(self) -> Iterator[tuple[str, torch.Tensor]]:
+        return iter(self._parameters().items())
+
+    def parameters(self) -> Iterator[torch.Tensor]:
+        return iter(self._parameters().values())
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return _tensor_dict(self._method("state_dict"), "state_dict()")
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor], strict: bool = True) -> None:
+        if not strict:
+            raise ValueError("the grader loads state dicts strictly")
+        self._leaves = None
+        self._method("load_state_dict", dict(state_dict))
+
+    def train(self, mode: bool = True) -> RemoteModule:
+        self._method("train", mode)
+        return self
+
+    def eval(self) -> RemoteModule:
+        return self.train(False)
+
+    @property
+    def training(self) -> bool:
+        mode = self._method("training")
+        if not isinstance(mode, bool):
+            raise StudentFailure("the module's training flag is not a bool")
+        return mode
+
+    def to(self, *args, **kwargs) -> RemoteModule:
+        self._leaves = None
+        self._method("to", *args, **kwargs)
+        return self
+
 
 class _Remote(torch.autograd.Function):
-    """A call of a student's function that autograd can differentiate through the sandbox."""
+    """A call of a student's function or module that autograd can differentiate through the
+    sandbox: its inputs are the call's tensors, then the module's parameter snapshots."""
 
     @staticmethod
-    def forward(ctx, session, name, args, kwargs, *inputs):
-        value = session.forward(name, args, kwargs)
+    def forward(ctx, session, target, call, *leaves):
+        args, kwargs, _ = call
+        value = session.forward(target, args, kwargs)
         if isinstance(value, torch.Tensor):
             outputs = (value,)
         elif (
@@ -223,16 +367,15 @@ class _Remote(torch.autograd.Function):
             outputs = tuple(value)
         else:
             raise _NotTensors(value)
-        ctx.call = (session, name, args, kwargs)
+        ctx.call = (session, target, call, leaves)
         return outputs[0] if isinstance(value, torch.Tensor) else outputs
 
     @staticmethod
     def backward(ctx, *grads):
-        session, name, args, kwargs = ctx.call
-        needs = ctx.needs_input_grad[4:]
-        wrt = [i for i, need in enumerate(needs) if need]
-        found = session.vjp(name, args, kwargs, wrt, list(grads))
-        result = [None] * len(needs)
-        for i, grad in zip(wrt, found, strict=True):
-            result[i] = grad
-        return (None, None, None, None, *result)
+        session, target, (args, kwargs, names), leaves = ctx.call
+        needs = ctx.needs_input_grad[3:]
+        count = len(needs) - len(names)  # the call's own tensors come first
+        wrt = [i for i in range(count) if needs[i]]
+        params = {n: leaves[count + i] for i, n in enumerate(names) if needs[count + i]}
+        found = iter(session.vjp(target, args, kwargs, wrt, list(grads), params))
+        return (None, None, None, *(next(found) if need else None for need in needs))
