@@ -39,7 +39,8 @@ help:
 	@echo "make autograde  autograde every submission in submitted/ (ASSIGNMENT=...)"
 	@echo "make feedback   generate feedback for autograded submissions (ASSIGNMENT=...)"
 	@echo "make grades     export all grades to grades.csv"
-	@echo "make grade      safe grading: students' code in a sandbox (ASSIGNMENT=..., STUDENT=...)"
+	@echo "make grade      safe grading: students' code in a sandbox (ASSIGNMENT=..., STUDENT=...,"
+	@echo "                SCHEDULER=tcp://host:8786 for a Dask cluster)"
 	@echo "make release-exchange ASSIGNMENT=name  release it to the class (nbgrader exchange)"
 	@echo "make collect    collect each student's newest submission from the exchange"
 	@echo "make return-feedback  put the generated feedback in the exchange for students"
@@ -105,12 +106,15 @@ grades: $(INSTALLED)
 	$(NBGRADER) export --to grades.csv
 
 # Safe grading (README "Safe grading"): the students' code runs in a bubblewrap sandbox, the
-# tests and references outside it. STUDENT=id grades one student; GRADE_ARGS adds options
-# (e.g. GRADE_ARGS="--jobs 4", or "--no-sandbox" for trusted code on a machine without bwrap).
+# tests and references outside it. STUDENT=id grades one student; SCHEDULER=tcp://host:8786
+# grades on a running Dask cluster (README "Grading on a cluster"); GRADE_ARGS adds options
+# (e.g. GRADE_ARGS="--jobs 4 --resume", or "--no-sandbox" for trusted code without bwrap).
+SCHEDULER ?=
 .PHONY: grade
 grade: $(INSTALLED)
 	cd $(COURSE) && $(BIN)/python -m vislearn.grader $(ASSIGNMENT) --course $(COURSE) \
-		$(if $(STUDENT),--student $(STUDENT)) $(GRADE_ARGS)
+		$(if $(STUDENT),--student $(STUDENT)) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
+		$(GRADE_ARGS)
 
 # The class through nbgrader's exchange (README "Running a class"). release-exchange publishes
 # to every student, so it wants ASSIGNMENT named; it regenerates the release (and the

@@ -31,6 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
+def graded(tmp_path_factory):
+    """The safe grader's corpus graded once by a local run, shared by tests/test_grader.py
+    and tests/test_dask_grading.py (see tests.test_grader.grade_the_corpus)."""
+    from tests.test_grader import grade_the_corpus
+
+    return grade_the_corpus(tmp_path_factory.mktemp("course"))
+
+
+@pytest.fixture(scope="session")
 def built_book() -> Path:
     """`make book` (warm when the chapters and vislearn are unchanged since the last build),
     then the path of the HTML site."""

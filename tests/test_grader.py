@@ -86,10 +86,10 @@ def record(course: Path, assignment: str, student: str) -> dict:
     return json.loads((course / "autograded" / student / assignment / "grading.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """A course with the whole corpus submitted, graded by one parallel run."""
-    course = tmp_path_factory.mktemp("course")
+def grade_the_corpus(course: Path):
+    """Submit the whole corpus to ``course`` and grade it in one parallel run: the course,
+    the run and the digest of the submissions before it (the session's ``graded`` fixture,
+    in conftest.py, which tests/test_dask_grading.py compares its runs with)."""
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "solutions", course / "solutions")
     for assignment, students in CLASSES.items():

@@ -14,10 +14,13 @@ Modules, one job each:
 - :mod:`~vislearn.grader.sandbox`   bubblewrap command line, limits, process I/O
 - :mod:`~vislearn.grader.remote`    proxies of the student's functions (autograd included)
 - :mod:`~vislearn.grader.evaluate`  grading one submission: test cells run on the trusted side
+- :mod:`~vislearn.grader.worker`    grading one submission on a Dask worker's machine
+- :mod:`~vislearn.grader.cluster`   where submissions are graded: a Dask cluster, local or not
 - :mod:`~vislearn.grader.course`    the course's directories and the grading secret
 - :mod:`~vislearn.grader.gradebook` results into nbgrader's gradebook (one writer)
 - :mod:`~vislearn.grader.report`    grading.json, feedback pages and grades.csv
-- :mod:`~vislearn.grader.run`       a class in parallel; :mod:`~vislearn.grader.__main__` the CLI
+- :mod:`~vislearn.grader.run`       a class on a cluster, resumable
+- :mod:`~vislearn.grader.__main__`  the command line
 
 Statuses: ``graded``, ``timed out``, ``crashed``, ``tampered``, ``malformed``,
 ``missing notebook`` and ``error`` (the grader itself failed); see the README.

@@ -1,9 +1,12 @@
-"""``python -m vislearn.grader ASSIGNMENT... [--student ID] [--jobs N] [--no-sandbox]``
+"""``python -m vislearn.grader ASSIGNMENT... [--student ID] [--jobs N | --scheduler ADDRESS]
+[--resume] [--no-sandbox]``
 
 Grades submissions in ``submitted/<student>/<assignment>/`` of the course in ``--course``
-(default: the current directory) and records the results in the gradebook, ``grades.csv``,
-``autograded/<student>/<assignment>/grading.json`` and
-``feedback/<student>/<assignment>/grading.html``.
+(default: the current directory) on a local Dask cluster of ``--jobs`` workers, or on the
+workers of the running cluster at ``--scheduler``, and records the results in the gradebook,
+``grades.csv``, ``autograded/<student>/<assignment>/grading.json`` and
+``feedback/<student>/<assignment>/grading.html``. ``--resume`` keeps the records of
+submissions graded before with the same notebook, setup and seed.
 
 Exit status: 0 when every submission got a record (whatever its status), 1 when grading
 was refused (no usable sandbox, unknown assignment), 2 when the grader itself failed on a
@@ -30,7 +33,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("assignments", nargs="+", metavar="ASSIGNMENT")
     parser.add_argument("--student", action="append", help="only this student (repeatable)")
-    parser.add_argument("--jobs", type=int, help="submissions graded at once (default: cores)")
+    parser.add_argument("--jobs", type=int, help="workers of the local cluster (default: cores)")
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="grade on this running Dask cluster, e.g. tcp://host:8786",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep records that match the notebook, setup and seed"
+    )
     parser.add_argument("--course", type=Path, default=Path.cwd(), help="the course directory")
     parser.add_argument(
         "--no-sandbox",
@@ -85,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             args.assignments,
             args.student,
             jobs=args.jobs,
+            scheduler=args.scheduler,
+            resume=args.resume,
             sandboxed=not args.no_sandbox,
             limits=limits,
         )

@@ -1,7 +1,8 @@
 """Files written for each grading: the record, the student's feedback, and ``grades.csv``.
 
 - ``<autograded>/<student>/<assignment>/grading.json``: the full record (status, score and
-  message per test cell, notes, seed); ``grades.csv`` is rebuilt from these records.
+  message per test cell, notes, seed, and the hashes ``resume`` compares); written
+  atomically; ``grades.csv`` is rebuilt from these records.
 - ``<feedback>/<student>/<assignment>/grading.html``: status, score per test cell and its
   message. Messages never hold a test's source or a reference value (see
   :mod:`vislearn.grader.evaluate`).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import os
 from pathlib import Path
 
 from vislearn.grader.course import Course
@@ -25,10 +27,21 @@ def record_path(course: Course, assignment: str, student: str) -> Path:
 
 
 def write_record(course: Course, record: dict) -> None:
+    """``grading.json``, replaced in one step: a reader sees the old record or the new one."""
     path = record_path(course, record["assignment"], record["student"])
     path.parent.mkdir(parents=True, exist_ok=True)
     stored = {key: value for key, value in record.items() if key != "seconds"}
-    path.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+    os.replace(partial, path)
+
+
+def read_record(course: Course, assignment: str, student: str) -> dict | None:
+    """The stored record of a submission, or None if there is none (or none readable)."""
+    try:
+        return json.loads(record_path(course, assignment, student).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def write_feedback(course: Course, record: dict) -> Path:

@@ -1,33 +1,34 @@
-"""Grading a class: every submission of some assignments, in parallel, with one writer.
+"""Grading a class: every submission of some assignments, on a Dask cluster, with one writer.
 
-Submissions are graded by a pool of trusted worker processes (``--jobs``, by default one
-per core), each of which runs one submission at a time against its own sandbox. Only this
-(parent) process writes: each record goes to ``grading.json``, the feedback page and the
-gradebook as soon as it arrives, and ``grades.csv`` is rebuilt at the end. A worker that
-dies takes none of the others with it: the submissions it held are graded again, each in a
-fresh process, and get status ``error`` if that dies too.
+Each submission becomes a :class:`~vislearn.grader.worker.Job` that a worker of the cluster
+grades (:mod:`cluster`): the workers of ``--scheduler``, or a private local cluster of
+``--jobs`` processes. Only this (client) process writes: each record goes to the gradebook,
+the feedback page and ``grading.json`` as soon as it arrives, and ``grades.csv`` is rebuilt
+at the end.
+
+``grading.json`` is written last, atomically, and holds the hashes of the submitted notebook
+and of the grading setup (the assignment's plan, the limits, the sandbox) beside the seed:
+with ``resume``, a submission whose record matches all three (and whose status is not
+``error``) is not graded again, so a run that was stopped finishes the class where it was.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import hashlib
+import json
 import os
-import tempfile
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
-from vislearn.grader import report
+from vislearn.grader import cluster, report
 from vislearn.grader.course import Course
-from vislearn.grader.evaluate import Task, derive_seed, grade_safely, result, trusted_settings
+from vislearn.grader.evaluate import derive_seed
 from vislearn.grader.gradebook import GradebookWriter
-from vislearn.grader.notebook import load_spec
-from vislearn.grader.sandbox import Limits, bwrap_problem, command, prepare_runtime, self_test
+from vislearn.grader.notebook import MAX_NOTEBOOK_BYTES, AssignmentSpec, load_spec
+from vislearn.grader.sandbox import Limits, bwrap_problem
+from vislearn.grader.worker import Job
 
 
 class GradingRefused(Exception):
@@ -38,43 +39,46 @@ def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _tasks(course: Course, spec, students, limits, argv, sandboxed) -> list[Task]:
+def read_notebook(path: Path) -> bytes | None:
+    """The notebook's bytes (one more than the grader reads, if it is too large), or None."""
+    if not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        return f.read(MAX_NOTEBOOK_BYTES + 1)
+
+
+def setup_hash(spec: AssignmentSpec, limits: Limits, sandboxed: bool) -> str:
+    """A hash of everything besides the notebook and the seed that decides a grading."""
+    setup = {"spec": asdict(spec), "limits": asdict(limits), "sandboxed": sandboxed}
+    return hashlib.sha256(json.dumps(setup, sort_keys=True).encode()).hexdigest()
+
+
+def fingerprint(job: Job) -> dict:
+    """What a record must match for ``resume`` to keep it."""
+    notebook = None if job.notebook is None else hashlib.sha256(job.notebook).hexdigest()
+    return {"notebook_sha256": notebook, "seed": job.seed,
+            "setup_sha256": setup_hash(job.spec, job.limits, job.sandboxed)}  # fmt: skip
+
+
+def _jobs(course: Course, spec, students, limits, sandboxed) -> Iterator[Job]:
+    """The jobs of one assignment, each notebook read when its job is due."""
     secret = course.secret()
-    tasks = []
     for student in students:
         folder = course.submitted / student / spec.name
-        notebook = folder / f"{spec.name}.ipynb"
         found = tuple(sorted(p.name for p in folder.glob("*.ipynb"))) if folder.is_dir() else ()
-        tasks.append(Task(spec=spec, student=student,
-                          notebook=str(notebook) if notebook.is_file() else None, found=found,
-                          seed=derive_seed(secret, spec.name, student), limits=limits,
-                          argv=tuple(argv), sandboxed=sandboxed))  # fmt: skip
-    return tasks
+        yield Job(spec=spec, student=student,
+                  notebook=read_notebook(folder / f"{spec.name}.ipynb"), found=found,
+                  seed=derive_seed(secret, spec.name, student), limits=limits,
+                  sandboxed=sandboxed, course=str(course.root))  # fmt: skip
 
 
-def _pool(jobs: int, threads: int) -> ProcessPoolExecutor:
-    context = multiprocessing.get_context("spawn")  # no state (or CUDA) inherited by fork
-    return ProcessPoolExecutor(jobs, mp_context=context, initializer=trusted_settings,
-                               initargs=(threads,))  # fmt: skip
-
-
-def run_all(tasks: list[Task], jobs: int, threads: int, done: Callable[[dict], None]) -> None:
-    """Grade ``tasks`` on ``jobs`` workers, handing each record to ``done`` as it arrives."""
-    broken = []
-    with _pool(min(jobs, max(1, len(tasks))), threads) as pool:
-        futures = {pool.submit(grade_safely, task): task for task in tasks}
-        for future in as_completed(futures):
-            try:
-                done(future.result())
-            except BrokenProcessPool:
-                broken.append(futures[future])
-    for task in broken:  # one at a time, each in a fresh process
-        with _pool(1, threads) as pool:
-            try:
-                record = pool.submit(grade_safely, task).result()
-            except BrokenProcessPool as error:
-                record = result(task, "error", notes=[f"the grading process died ({error})"])
-        done(record)
+def _kept(course: Course, job: Job) -> dict | None:
+    """The job's record if ``resume`` may keep it."""
+    stored = report.read_record(course, job.spec.name, job.student)
+    if stored is None or stored["status"] == "error":
+        return None
+    matches = all(stored.get(key) == value for key, value in fingerprint(job).items())
+    return stored if matches else None
 
 
 def grade(
@@ -83,12 +87,15 @@ def grade(
     students: list[str] | None = None,
     *,
     jobs: int | None = None,
+    scheduler: str | None = None,
+    resume: bool = False,
     sandboxed: bool = True,
     limits: Limits | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dict]:
-    """Grade every submission (or those of ``students``) of each assignment; the records."""
-    if sandboxed and (problem := bwrap_problem()):
+    """Grade every submission (or those of ``students``) of each assignment on the cluster
+    at ``scheduler`` (default: a local one of ``jobs`` workers); the records."""
+    if scheduler is None and sandboxed and (problem := bwrap_problem()):
         raise GradingRefused(
             f"{problem}. Install it (Debian/Ubuntu: apt-get install bubblewrap), or pass "
             "--no-sandbox to run students' code without a sandbox (only for code you trust)."
@@ -97,49 +104,49 @@ def grade(
     if missing:
         raise GradingRefused(f"no source notebook for {', '.join(missing)} in {course.source}")
     specs = [load_spec(course.source_notebook(a), a) for a in assignments]
-    jobs = jobs or cores()
     limits = limits or Limits()
-    gpu = torch.cuda.is_available()
-    threads = max(1, cores() // jobs)
-    limits = replace(limits, threads=threads, gpu_fraction=(0.8 / jobs) if gpu else None,
-                     cpu_seconds=int(limits.submission_timeout * threads) + 1)  # fmt: skip
     records: list[dict] = []
     writer = GradebookWriter(course.db_url, course.course_id, specs)
-    with tempfile.TemporaryDirectory(prefix="vislearn-grader-") as tmp:
-        runtime = prepare_runtime(Path(tmp))
-        argv = command(runtime, limits, sandboxed=sandboxed, gpu=gpu, course=course.root)
-        if sandboxed and (leaks := self_test(argv, course.root)):
-            raise GradingRefused(f"the sandbox is not sound here: {', '.join(leaks)}")
-        tasks = [
-            task
-            for spec in specs
-            for task in _tasks(
-                course, spec, students or course.students(spec.name), limits, argv, sandboxed
-            )
-        ]
-        start = time.monotonic()
-        log(f"grading {len(tasks)} submission(s) on {jobs} worker(s), "
-            f"{'in bubblewrap sandboxes' if sandboxed else 'WITHOUT a sandbox'}, "
-            f"on {'cuda' if gpu else 'cpu'}")  # fmt: skip
 
-        def done(record: dict) -> None:
-            records.append(record)
-            report.write_record(course, record)
-            report.write_feedback(course, record)
-            stamp = course.submitted / record["student"] / record["assignment"] / "timestamp.txt"
-            try:
-                writer.write(record, stamp.read_text().strip() if stamp.is_file() else None)
-            except Exception as error:  # keep grading; the record is on disk already
-                record["status"] = "error"
-                record["notes"].append(f"could not write to the gradebook: {error}")
-                report.write_record(course, record)
-            log(
-                f"{record['assignment']:<14} {record['student']:<24} {record['status']:<16} "
-                f"{record['score']:g}/{record['max_score']:g}  ({record['seconds']:.1f} s)"
-            )
+    def done(record: dict, job: Job) -> None:
+        record.update(fingerprint(job))
+        stamp = course.submitted / record["student"] / record["assignment"] / "timestamp.txt"
+        try:
+            writer.write(record, stamp.read_text().strip() if stamp.is_file() else None)
+        except Exception as error:  # keep grading; the record says why it is not there
+            record["status"] = "error"
+            record["notes"].append(f"could not write to the gradebook: {error}")
+        report.write_feedback(course, record)
+        report.write_record(course, record)  # last: the record is what `resume` trusts
+        records.append(record)
+        log(
+            f"{record['assignment']:<14} {record['student']:<24} {record['status']:<16} "
+            f"{record['score']:g}/{record['max_score']:g}  ({record['seconds']:.1f} s)"
+        )
 
-        run_all(tasks, jobs, threads, done)
-        log(f"graded {len(records)} submission(s) in {time.monotonic() - start:.1f} s")
-    writer.close()
+    def todo() -> Iterator[Job]:
+        for spec in specs:
+            for job in _jobs(course, spec, students or course.students(spec.name), limits,
+                             sandboxed):  # fmt: skip
+                if resume and (record := _kept(course, job)) is not None:
+                    kept.append(record)
+                else:
+                    yield job
+
+    kept: list[dict] = []
+    try:
+        with cluster.connect(scheduler, jobs or cores()) as client:
+            machines = cluster.hosts(client)
+            start = time.monotonic()
+            log(f"grading on {sum(host.slots for host in machines.values())} worker thread(s) "
+                f"of {scheduler or 'a local cluster'}, "
+                f"{'in bubblewrap sandboxes' if sandboxed else 'WITHOUT a sandbox'}")  # fmt: skip
+            cluster.grade_all(client, todo(), machines, done)
+            log(f"graded {len(records)} submission(s) in {time.monotonic() - start:.1f} s"
+                + (f", kept {len(kept)} graded before" if resume else ""))  # fmt: skip
+    except cluster.WorkerRefused as refusal:
+        raise GradingRefused(str(refusal)) from None
+    finally:
+        writer.close()
     report.write_csv(course)
-    return records
+    return records + kept
