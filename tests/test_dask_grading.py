@@ -152,9 +152,11 @@ def wait_for_records(course: Path, count: int, process: subprocess.Popen) -> Non
 
 def kill_a_busy_worker(address: str) -> None:
     """SIGKILL the grading process of a worker while it grades (its nanny starts another)."""
+    deadline = time.monotonic() + STARTUP
     with Client(address) as client:
         busy = []
         while not busy:
+            assert time.monotonic() < deadline, "no worker was grading"
             busy = [worker for worker, keys in client.processing().items() if keys]
         os.kill(client.run(os.getpid, workers=busy[:1])[busy[0]], signal.SIGKILL)
 
