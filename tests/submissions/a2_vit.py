@@ -132,6 +132,27 @@ def blockwise_attention(q, k, v, block_size):
     return o / l
 """
 
+A2_TRAIN_RETURNS_THE_MODEL = """
+class DigitViT(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(64, 10)
+
+    def forward(self, images):
+        return self.head(images.flatten(1))
+
+
+def train_vit(images, labels):
+    model = DigitViT()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(20):
+        loss = torch.nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model  # the module itself, not its state_dict()
+"""
+
 A2_PATCHIFY = ["test_patchify_visible", "test_patchify_hidden"]
 A2_EMBED = ["test_embed_visible", "test_embed_hidden"]
 A2_ROLLOUT = ["test_rollout_visible", "test_rollout_hidden"]
@@ -161,5 +182,9 @@ CLASS = {
     "jun": (
         {"blockwise_attention": A2_BLOCKWISE_NO_RUNNING_MAX},
         ["test_blockwise_large_logits_hidden"],
+    ),
+    "kai": (
+        {"train_vit": A2_TRAIN_RETURNS_THE_MODEL},
+        ["test_train_vit_visible", "test_train_vit_hidden"],
     ),
 }

@@ -15,6 +15,7 @@ account can: use it only for trusted code.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import os
 import select
@@ -40,6 +41,9 @@ ALWAYS_FORBIDDEN = (
     "torch.cuda.memory.set_per_process_memory_fraction",
     "torch._C._cuda_setMemoryFraction",
 )
+# Data sets that ship inside installed packages, by package: training exercises hold out part
+# of them (README "Modules and training"), so the sandbox sees each folder as an empty tmpfs.
+HIDDEN_DATA = {"sklearn": ("datasets/data", "datasets/images")}
 STARTUP_TIMEOUT = 120.0  # seconds for Python and torch to start: longer is a grader problem
 SANDBOX_UID = 65534  # the student's code runs as "nobody" inside the sandbox
 
@@ -116,6 +120,16 @@ def _python_roots(course: Path) -> list[str]:
     return roots
 
 
+def hidden_data() -> list[str]:
+    """The folders of :data:`HIDDEN_DATA` that this Python environment has."""
+    folders = []
+    for package, names in HIDDEN_DATA.items():
+        spec = importlib.util.find_spec(package)
+        for base in (spec.submodule_search_locations or []) if spec else []:
+            folders += [f for f in (os.path.join(base, n) for n in names) if os.path.isdir(f)]
+    return folders
+
+
 def command(runtime: Path, limits: Limits, *, sandboxed: bool, gpu: bool, course: Path) -> list:
     """The command line that starts the harness (inside bubblewrap when ``sandboxed``)."""
     limits_json = json.dumps({
@@ -143,6 +157,8 @@ def command(runtime: Path, limits: Limits, *, sandboxed: bool, gpu: bool, course
     roots = _python_roots(course)
     for root in roots:
         args += ["--ro-bind", root, root]
+    for folder in hidden_data():
+        args += ["--size", "4096", "--tmpfs", folder]
     installed = str(Path(__file__).resolve().parents[1])  # this vislearn, if inside a root
     if any(installed.startswith(root + os.sep) for root in roots):
         args += ["--ro-bind", str(runtime / "lib" / "vislearn"), installed]
@@ -172,6 +188,7 @@ def self_test(argv: list[str], course: Path) -> list[str]:
     argv += [str(course.resolve() / name) for name in ("solutions", "submitted", "gradebook.db")]
     argv += [str(package.parents[1] / "solutions"), str(package / "attention.py"),
              str(package / "softmax.py")]  # fmt: skip
+    argv += [str(next(Path(f).iterdir())) for f in hidden_data() if any(Path(f).iterdir())]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     try:
         report = json.loads(result.stdout)
