@@ -202,3 +202,19 @@ def test_grading_refuses_to_run_without_bubblewrap(monkeypatch, capsys):
     assert cli.main(["a0_softmax", "--course", str(ROOT)]) == 1
     message = capsys.readouterr().err
     assert "bwrap" in message and "--no-sandbox" in message
+
+
+def test_training_metadata_gives_timeouts_and_partial_credit(tmp_path):
+    from vislearn.grader.notebook import MalformedNotebook, load_spec
+
+    spec = load_spec(ROOT / "solutions" / "a4_graphs" / "a4_graphs.ipynb", "a4_graphs")
+    assert spec.timeouts == {"train_gat": 30.0} and spec.classes == ("GATConv",)
+    (threshold,) = [t.threshold for t in spec.tests if t.threshold is not None]
+    fractions = [threshold.fraction(a) for a in (0.3, 0.55, 0.7, 0.85, 0.99)]
+    assert fractions == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])
+    assert "measured accuracy 70.0%" in threshold.describe(0.7)
+    notebook = nbformat.read(ROOT / "solutions" / "a4_graphs" / "a4_graphs.ipynb", as_version=4)
+    notebook.metadata.grading["thresholds"]["test_train_gat_hidden"]["zero"] = 0.9  # > full
+    nbformat.write(notebook, tmp_path / "a4_graphs.ipynb")
+    with pytest.raises(MalformedNotebook, match="zero must be below its full"):
+        load_spec(tmp_path / "a4_graphs.ipynb", "a4_graphs")
