@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable, Iterator
 
 import dask
 from distributed import Client, LocalCluster, as_completed
-from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
 from vislearn.grader import worker
@@ -110,7 +109,7 @@ def _record(future, job: Job) -> dict:
         return future.result()
     except SandboxUnavailable as refusal:
         raise WorkerRefused(str(refusal)) from None
-    except (KilledWorker, FutureCancelledError) as error:
+    except KilledWorker as error:
         task = Task(spec=job.spec, student=job.student, notebook=None, found=job.found,
                     seed=job.seed, limits=job.limits, argv=(), sandboxed=job.sandboxed)  # fmt: skip
         note = f"the grading process died each time it graded this submission ({error})"
