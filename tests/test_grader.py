@@ -42,7 +42,7 @@ def run_grader(course: Path, *args: str):
         [sys.executable, "-m", "vislearn.grader", *args, "--course", str(course), *FLAGS],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1500,  # the whole corpus, 129 submissions, on a loaded 2-core machine
     )
 
 
