@@ -110,17 +110,37 @@ def test_the_corpus_is_large_enough():
     assert {entry["assignment"] for entry in SUBMISSIONS.values()} >= {"a0_softmax", "a1_attention"}
 
 
+def placeholders(text: str, course: Path) -> str:
+    """``@COURSE@``, ``@ROOT@``, ``@VENV@`` and ``@PYTHON@`` (the grader's Python environment
+    and its base interpreter) as the folders they stand for."""
+    for name, folder in [("@COURSE@", course), ("@ROOT@", ROOT), ("@VENV@", sys.prefix),
+                         ("@PYTHON@", sys.base_prefix)]:  # fmt: skip
+        text = text.replace(name, str(folder))
+    return text
+
+
+def scored(got: dict, expected) -> bool:
+    if isinstance(expected, tuple):  # a range: a training between a threshold's two ends
+        low, high = expected
+        return low <= got["score"] <= high
+    return got["score"] == expected
+
+
 def test_hostile_submissions_get_their_status_and_score(graded):
     course, _, _ = graded
     wrong = {}
     for name, entry in SUBMISSIONS.items():
         got = record(course, entry["assignment"], name)
-        expected = (entry["status"], entry["score"]) if "first" not in entry else ("graded", 10)
-        if (got["status"], got["score"]) != expected:
+        status, score = ("graded", 10) if "first" in entry else (entry["status"], entry["score"])
+        if got["status"] != status or not scored(got, score):
             wrong[name] = (got["status"], got["score"], got["notes"], got["cells"])
         text = json.dumps(got)
         if "first" not in entry and entry.get("message", "") not in text:
             wrong[name] = f"no {entry['message']!r} in {text}"
+        feedback = (course / "feedback" / name / entry["assignment"] / "grading.html").read_text()
+        shown = [t for t in entry.get("absent", []) if placeholders(t, course) in feedback]
+        if shown:
+            wrong[name] = f"the feedback shows {shown}"
     assert not wrong
 
 
@@ -165,10 +185,13 @@ def test_feedback_shows_no_hidden_test_or_reference_value(graded):
     secrets = set().union(*(secret_lines(p) for p in (ROOT / "solutions").glob("*/*.ipynb")))
     pages = list(course.glob("feedback/*/*/grading.html"))
     assert len(pages) == len(SUBMISSIONS) + sum(len(c) for c in CLASSES.values())
+    folders = [str(course), str(ROOT), sys.prefix, sys.base_prefix]
     for page in pages:
         text = page.read_text()
         assert not [line for line in secrets if line in text], page
         assert "reference_" not in text and not re.search(r"expected -?\d", text), page
+        assert "largest error" not in text, page
+        assert not [folder for folder in folders if folder in text], page
 
 
 def test_regrading_is_idempotent_and_a_crashing_resubmission_replaces_the_score(graded):
@@ -218,3 +241,47 @@ def test_training_metadata_gives_timeouts_and_partial_credit(tmp_path):
     nbformat.write(notebook, tmp_path / "a4_graphs.ipynb")
     with pytest.raises(MalformedNotebook, match="zero must be below its full"):
         load_spec(tmp_path / "a4_graphs.ipynb", "a4_graphs")
+
+
+def test_a_change_to_the_grader_or_a_reference_changes_the_setup_hash(tmp_path, monkeypatch):
+    """``--resume`` keeps a record only if the same code graded it: a fixed reference or grader
+    never hides behind old records."""
+    from vislearn.grader import run
+    from vislearn.grader.notebook import load_spec
+    from vislearn.grader.sandbox import Limits
+
+    original = tmp_path / "original" / "vislearn"
+    shutil.copytree(ROOT / "lib" / "vislearn", original)
+    before = run.code_hash(original)
+    for changed in ("gnn.py", "grader/evaluate.py"):  # a reference, the grader
+        package = tmp_path / changed.replace("/", "-") / "vislearn"
+        shutil.copytree(original, package)
+        (package / changed).write_text((package / changed).read_text() + "\n# a fix\n")
+        assert run.code_hash(package) != before, changed
+    spec = load_spec(ROOT / "solutions" / "a0_softmax" / "a0_softmax.ipynb", "a0_softmax")
+    graded_by_this_code = run.setup_hash(spec, Limits(), True)
+    fixed = run.code_hash(package)
+    monkeypatch.setattr(run, "code_hash", lambda: fixed)
+    assert run.setup_hash(spec, Limits(), True) != graded_by_this_code
+
+
+def test_a_frame_whose_unpickling_would_run_code_is_refused(tmp_path):
+    """The grader reads the sandbox's frames with ``torch.load(weights_only=True)``: an object
+    with a ``__reduce__`` is a protocol error, and its code never runs."""
+    import io
+
+    import torch
+
+    from vislearn.grader import protocol
+
+    target = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(target), "w"))
+
+    buffer = io.BytesIO()
+    torch.save({"op": "result", "ok": True, "value": Payload()}, buffer)  # as the harness would
+    with pytest.raises(protocol.ProtocolError, match="unreadable frame"):
+        protocol.unpack(buffer.getvalue())
+    assert not target.exists()

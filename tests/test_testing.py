@@ -6,8 +6,7 @@ import torch
 from vislearn.testing import (
     assert_close,
     assert_loadable,
-    assert_module_close,
-    assert_stateless,
+    assert_modules_match,
     make_generator,
     random_shape,
     random_tensor,
@@ -25,13 +24,26 @@ def test_assert_close_accepts_rounding_differences(device):
         (torch.ones(3, 2), "expected shape (2, 3), got (3, 2)"),
         (torch.ones(2, 3, dtype=torch.float64), "expected dtype torch.float32"),
         (torch.full((2, 3), float("nan")), "NaN or infinite"),
-        (torch.ones(2, 3) * 1.01, "largest error is 0.01"),
+        (torch.ones(2, 3) * 1.01, "6 of 6 values are off by more than the tolerance"),
+        (torch.ones(2, 3) * (1 + 5e-5), "slightly"),
+        (torch.ones(2, 3) * 3, "far beyond it; the first is at index (0, 0), where yours is 3"),
         ([[1.0] * 3] * 2, "expected a tensor, got list"),
     ],
 )
 def test_assert_close_explains_each_kind_of_failure(actual, message):
     with pytest.raises(AssertionError, match=message.replace("(", r"\(").replace(")", r"\)")):
         assert_close(actual, torch.ones(2, 3), inputs="x of shape (2, 3)")
+
+
+def test_assert_close_never_states_a_reference_value():
+    """A student who returns zeros learns where the values are off, never what they should be."""
+    expected = torch.tensor([[0.125, -2.75], [13.5, 0.0625]])
+    with pytest.raises(AssertionError) as failure:
+        assert_close(torch.zeros(2, 2), expected, name="f", inputs="x")
+    message = str(failure.value)
+    for value in expected.flatten().tolist():
+        for shown in (f"{value:g}", f"{abs(value):g}", f"{value:.3g}", f"{abs(value):.3g}"):
+            assert shown not in message, (shown, message)
 
 
 def test_assert_close_reports_the_device_mismatch():
@@ -55,11 +67,19 @@ def _twin(module: torch.nn.Module) -> torch.nn.Module:
     return twin
 
 
-def test_assert_module_close_checks_outputs_and_the_gradients_of_every_parameter(device):
+def _inputs(generator, device=None):
+    def make(step):  # another batch size at every call; every other input needs no gradient
+        return [random_tensor((1 + step % 4, 4), generator, dtype=torch.float64, device=device,
+                              requires_grad=step % 2 == 0)]  # fmt: skip
+
+    return make
+
+
+def test_assert_modules_match_checks_outputs_and_the_gradients_of_every_parameter(device):
     reference = torch.nn.Linear(4, 3).to(device, torch.float64)
-    x = random_tensor((5, 4), make_generator(0), dtype=torch.float64, device=device,
-                      requires_grad=True)  # fmt: skip
-    assert_module_close(_twin(reference), reference, [x], make_generator(1), name="layer")
+    generator = make_generator(1)
+    assert_modules_match([_twin(reference)], [reference], _inputs(generator, device), generator,
+                         name="layer")  # fmt: skip
 
     class DetachedBias(torch.nn.Linear):  # right outputs, no gradient for the bias
         def forward(self, x):
@@ -68,27 +88,49 @@ def test_assert_module_close_checks_outputs_and_the_gradients_of_every_parameter
     wrong = DetachedBias(4, 3).to(device, torch.float64)
     wrong.load_state_dict(reference.state_dict())
     with pytest.raises(AssertionError, match="gradient of layer wrt bias"):
-        assert_module_close(wrong, reference, [x], make_generator(1), name="layer")
+        assert_modules_match([wrong], [reference], _inputs(generator, device), generator,
+                             name="layer")  # fmt: skip
 
 
-def test_assert_stateless_catches_a_module_that_remembers_its_first_call():
-    class FirstInput(torch.nn.Linear):
+@pytest.mark.parametrize("k", [1, 2, 4, 5])
+def test_assert_modules_match_catches_a_module_right_for_its_first_k_calls(k):
+    class RightAtFirst(torch.nn.Linear):  # a parameter changed in place after k calls
         def forward(self, x):
-            self.first = getattr(self, "first", x)
-            return super().forward(self.first)
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == k + 1:
+                with torch.no_grad():
+                    self.bias.add_(0.5)
+            return super().forward(x)
 
-    references = [torch.nn.Linear(4, 3) for _ in range(2)]
-    generator = make_generator(2)
-
-    def inputs(step):
-        return [random_tensor((2, 4), generator)]
-
-    assert_stateless([_twin(r) for r in references], references, inputs, generator, name="layer")
-    remembering = [FirstInput(4, 3) for _ in references]
-    for module, reference in zip(remembering, references, strict=True):
+    references = [torch.nn.Linear(4, 3).double() for _ in range(3)]
+    modules = [RightAtFirst(4, 3).double() for _ in references]
+    for module, reference in zip(modules, references, strict=True):
         module.load_state_dict(reference.state_dict())
-    with pytest.raises(AssertionError, match="layer for call"):
-        assert_stateless(remembering, references, inputs, generator, name="layer")
+    generator = make_generator(2)
+    with pytest.raises(AssertionError, match=f"call {k + 1} of module"):
+        assert_modules_match(modules, references, _inputs(generator), generator, name="layer")
+
+
+def test_assert_modules_match_calls_each_module_in_both_modes_and_random_order():
+    seen = []
+
+    class Recording(torch.nn.Linear):
+        def forward(self, x):
+            seen.append((id(self), self.training, torch.is_grad_enabled(), x.shape[0]))
+            return super().forward(x)
+
+    references = [torch.nn.Linear(4, 3).double() for _ in range(2)]
+    modules = [Recording(4, 3).double() for _ in references]
+    for module, reference in zip(modules, references, strict=True):
+        module.load_state_dict(reference.state_dict())
+    generator = make_generator(3)
+    assert_modules_match(modules, references, _inputs(generator), generator, name="layer", calls=6)
+    assert len(seen) == 12 and {s[0] for s in seen[:6]} == {id(m) for m in modules}
+    assert {s[1] for s in seen} == {True, False} and {s[2] for s in seen} == {True, False}
+    assert len({s[3] for s in seen}) > 1
+    with pytest.raises(ValueError, match="at least 5"):
+        assert_modules_match(modules, references, _inputs(generator), generator, name="layer",
+                             calls=4)  # fmt: skip
 
 
 @pytest.mark.parametrize(

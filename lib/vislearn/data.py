@@ -312,6 +312,7 @@ def synthetic_citation_graph(
     topic_fraction: float = 0.3,
     num_val: int = 500,
     num_test: int = 1000,
+    label_generator: torch.Generator | None = None,
 ) -> GraphData:
     """A Cora-like graph to run the chapter anywhere: a stochastic block model with
     class-correlated bag-of-words features. Defaults are close to Cora's sizes and degree.
@@ -322,9 +323,15 @@ def synthetic_citation_graph(
     its class's topic with probability ``topic_fraction`` and from the whole vocabulary
     otherwise, and has binary features (row-normalised, as :func:`load_planetoid`). Split as
     Planetoid: 20 training nodes per class, then ``num_val`` and ``num_test`` nodes.
+
+    The labels are drawn with ``label_generator`` (default: ``generator``), the words and
+    edges with ``generator``: a grader that gives a student's code the features and edges but
+    not every label draws them from two generators, so that nothing the code could learn
+    about the draws of the one says anything about the other.
     """
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    order = torch.randperm(num_nodes, generator=generator)
+    label_generator = label_generator if label_generator is not None else generator
+    order = torch.randperm(num_nodes, generator=label_generator)
     labels = torch.arange(num_nodes)[order] % num_classes  # (N,) balanced, shuffled
 
     topic = torch.arange(num_features) % num_classes  # (F,) which class owns each word

@@ -84,12 +84,15 @@ def assert_close(
     allowed = atol + rtol * e.abs()
     too_far = (error > allowed) & ~same_nonfinite
     if too_far.any():
-        worst = int((error - allowed).argmax())
-        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), e.shape))
+        # The message names where and what the result is, never the reference's value there
+        # (an error and the result together would give it away).
+        index = tuple(int(i) for i in too_far.nonzero()[0])
+        ratio = (error / allowed).max().item()
+        how = "slightly (at most 10 times the tolerance)" if ratio <= 10 else "far beyond it"
         raise AssertionError(
-            f"{name}{case}: {int(too_far.sum())} of {e.numel()} values are off; the largest "
-            f"error is {error.max().item():.3g} (at index {index}: got {a[index].item():.6g}, "
-            f"expected {e[index].item():.6g}; allowed atol={atol:g} + rtol={rtol:g} * |expected|)"
+            f"{name}{case}: {int(too_far.sum())} of {e.numel()} values are off by more than "
+            f"the tolerance (atol={atol:g} + rtol={rtol:g} * |reference|), {how}; the first is "
+            f"at index {index}, where yours is {a[index].item():.6g}"
         )
 
 
@@ -124,24 +127,60 @@ def assert_loadable(weights: object, model: torch.nn.Module, *, name: str = "wei
             raise AssertionError(f"{name}[{key!r}]: NaN or infinite values")
 
 
-def assert_module_close(
-    module: torch.nn.Module,
-    reference: torch.nn.Module,
-    inputs: Sequence[object],
+def _shapes(inputs: Sequence[object]) -> str:
+    return ", ".join(str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
+                     for x in inputs)  # fmt: skip
+
+
+def assert_modules_match(
+    modules: Sequence[torch.nn.Module],
+    references: Sequence[torch.nn.Module],
+    make_inputs: Callable[[int], Sequence[object]],
     generator: torch.Generator,
     *,
     name: str,
-    case: str = "",
+    calls: int = 6,
 ) -> None:
-    """Raise ``AssertionError`` unless ``module(*inputs)`` matches ``reference(*inputs)``, and so
-    do the gradients wrt the inputs that require grad and wrt every parameter (matched by name),
-    for an upstream gradient drawn from ``generator``.
+    """Raise ``AssertionError`` unless every call of every module matches its reference.
 
-    ``module`` is what a student built (or the grader's stand-in for it) holding the same
-    parameters as ``reference``, e.g. after ``module.load_state_dict(reference.state_dict())``.
+    ``modules[i]`` is what a student built (or the grader's stand-in for it) holding the same
+    parameters as ``references[i]``, e.g. after ``load_state_dict(reference.state_dict())``.
+    Each module is called ``calls`` times (at least 5), the calls of all modules in an order
+    drawn from ``generator``, each on fresh inputs ``make_inputs(step)`` (their sizes may
+    change from call to call). Before each call the pair is put in ``train()`` or ``eval()``
+    mode, and the call runs with or without autograd (with, on a module's first call), both
+    drawn from ``generator``. Every call's output is compared; for a call with autograd, so
+    are the gradients *of that same output* (for an upstream gradient drawn from
+    ``generator``) wrt the inputs that require grad and wrt every parameter, matched by name.
+    A module that keeps anything from one call to the next (a cache, a counter, a parameter
+    changed in place) fails here, even when its first calls are right.
     """
-    out, expected = module(*inputs), reference(*inputs)
-    assert_close(out, expected, name=name, inputs=case)
+    if calls < 5:
+        raise ValueError(f"calls={calls}: compare at least 5 calls of each module")
+    order = [i for i in range(len(modules)) for _ in range(calls)]
+    order = [order[j] for j in torch.randperm(len(order), generator=generator).tolist()]
+    made = [0] * len(modules)
+    for step, i in enumerate(order):
+        module, reference = modules[i], references[i]
+        made[i] += 1
+        training = bool(torch.randint(2, (), generator=generator))
+        autograd = made[i] == 1 or bool(torch.randint(4, (), generator=generator) > 0)
+        module.train(training)
+        reference.train(training)
+        inputs = list(make_inputs(step))
+        case = (f"call {made[i]} of module {i + 1} of {len(modules)}, in "
+                f"{'train' if training else 'eval'} mode, {'with' if autograd else 'without'} "
+                f"autograd, inputs of shapes {_shapes(inputs)}")  # fmt: skip
+        with torch.set_grad_enabled(autograd):
+            out, expected = module(*inputs), reference(*inputs)
+        assert_close(out, expected, name=name, inputs=case)
+        if autograd:
+            _assert_gradients(module, reference, inputs, out, expected, generator, name, case)
+
+
+def _assert_gradients(module, reference, inputs, out, expected, generator, name, case) -> None:
+    """The gradients of ``out`` and of ``expected`` wrt the inputs that require grad and every
+    parameter, for the same upstream gradient, are close."""
     params, reference_params = dict(module.named_parameters()), dict(reference.named_parameters())
     if sorted(params) != sorted(reference_params):
         raise AssertionError(
@@ -154,32 +193,16 @@ def assert_module_close(
     wrt = [*leaves, *params.values()]
     grads = torch.autograd.grad(out, wrt, upstream, allow_unused=True)
     expected_grads = torch.autograd.grad(
-        expected, [*leaves, *(reference_params[key] for key in params)], upstream
+        expected,
+        [*leaves, *(reference_params[key] for key in params)],
+        upstream,
+        allow_unused=True,
     )
     labels = [f"input {i}" for i in range(len(leaves))] + list(params)
     for label, x, grad, expected_grad in zip(labels, wrt, grads, expected_grads, strict=True):
         grad = torch.zeros_like(x) if grad is None else grad
+        expected_grad = torch.zeros_like(x) if expected_grad is None else expected_grad
         assert_close(grad, expected_grad, name=f"the gradient of {name} wrt {label}", inputs=case)
-
-
-def assert_stateless(
-    modules: Sequence[torch.nn.Module],
-    references: Sequence[torch.nn.Module],
-    make_inputs: Callable[[int], Sequence[object]],
-    generator: torch.Generator,
-    *,
-    name: str,
-    calls: int = 12,
-) -> None:
-    """Call ``modules[i]`` and ``references[i]`` on the inputs ``make_inputs(step)`` for ``calls``
-    steps, ``i`` drawn from ``generator``; raise ``AssertionError`` at the first output that
-    differs. A module that carries anything from one call to the next (a cache, a counter)
-    fails here even when each module's first call is right."""
-    order = torch.randint(len(modules), (calls,), generator=generator).tolist()
-    for step, i in enumerate(order):
-        inputs = make_inputs(step)
-        assert_close(modules[i](*inputs), references[i](*inputs), name=name,
-                     inputs=f"call {step + 1} (module {i} of {len(modules)})")  # fmt: skip
 
 
 def make_generator(seed: int) -> torch.Generator:

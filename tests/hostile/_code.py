@@ -1,4 +1,5 @@
-"""Code shared by the corpus: a correct softmax, a wrong one, and the correct training of a4."""
+"""Code shared by the corpus: a correct softmax, a wrong one, the correct training of a4 and a2,
+the grading seed's public recipe, and the public digits as a student could paste them."""
 
 import json
 
@@ -30,3 +31,40 @@ def solution(assignment: str, grade_id: str, rename: str | None = None) -> str:
 
 # The correct training of a4, as `correct_train_gat`, for the hostile variations of train_gat.
 CORRECT_TRAIN_GAT = solution("a4_graphs", "train_gat", rename="correct_train_gat")
+
+
+# The correct a2 model and training, with train_vit as `correct_train_vit`.
+CORRECT_DIGIT_VIT = solution("a2_vit", "train_vit", rename="correct_train_vit")
+
+# The public recipe of the hidden tests' generators (vislearn.grader.evaluate): what a sandbox
+# that knew the grading seed could rebuild.
+DERIVE_SEED = """
+import hashlib
+
+
+def derive_seed(*parts):
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def hidden_generator(n):  # make_generator(n) of the hidden tests, if the seed were the grader's
+    return torch.Generator().manual_seed(derive_seed(torch.initial_seed(), "generator", n))
+"""
+
+
+def public_digits() -> str:
+    """Source defining ``DIGITS`` and ``DIGIT_LABELS``: all 1797 of scikit-learn's digits, in the
+    order the a2 hidden test stacks them (the library's split, training part first), pasted."""
+    import torch
+
+    from vislearn.images import load_digits
+
+    digits = load_digits()
+    images = torch.cat([digits.x_train, digits.x_test])  # (1797, 1, 8, 8), counts / 16
+    labels = torch.cat([digits.y_train, digits.y_test])
+    pixels = bytes((images * 16).round().to(torch.uint8).flatten().tolist()).hex()
+    return f"""
+PIXELS = "{pixels}"
+DIGIT_LABELS = torch.tensor([int(c) for c in "{"".join(map(str, labels.tolist()))}"])
+DIGITS = torch.tensor(list(bytes.fromhex(PIXELS)), dtype=torch.float32).view(-1, 1, 8, 8) / 16
+"""

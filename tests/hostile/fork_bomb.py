@@ -1,20 +1,17 @@
 """A fork bomb in the graded function. The sandbox's seccomp filter makes fork fail (the
-grader checks that before grading, so this cannot spread)."""
+grader checks that before grading, so this cannot spread). (``subprocess`` would be reported by
+the scan; ``os.fork`` is what seccomp alone stops.)"""
 
 SUBMISSION = {
     "assignment": "a0_softmax",
     "cells": {
         "softmax": """
 import os
-import subprocess
 
 
 def softmax(x, dim=-1):
-    try:
-        subprocess.Popen(["/bin/sh", "-c", ":(){ :|:& };:"])
-    finally:
-        while True:
-            os.fork()
+    while True:
+        os.fork()
 """,
     },
     "status": "graded",

@@ -20,6 +20,7 @@ assert_close = lambda *args, **kwargs: None
 builtins.AssertionError = type("NeverRaised", (Exception,), {})
 """,
     },
-    "status": "graded",
+    "status": "tampered",
     "score": 0,
+    "message": "the builtins module",
 }

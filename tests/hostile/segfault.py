@@ -4,11 +4,12 @@ SUBMISSION = {
     "assignment": "a1_attention",
     "cells": {
         "sinusoidal_position_encoding": """
-import ctypes
+import os
+import signal
 
 
 def sinusoidal_position_encoding(num_positions, dim):
-    return ctypes.string_at(0)
+    os.kill(os.getpid(), signal.SIGSEGV)
 """,
     },
     "status": "crashed",

@@ -17,5 +17,5 @@ def train_gat(x, edge_index, train_nodes, train_labels, num_classes):
     },
     "status": "graded",
     "score": 19,
-    "message": "exceeds",
+    "message": "a result too large to send back (76 MiB; at most 64 MiB)",
 }

@@ -1,6 +1,8 @@
-"""train_gat swaps the harness's encoder for one that sends an object whose unpickling would run
-code (``__reduce__``): the grader reads every frame with ``torch.load(weights_only=True)``, so
-the object is refused, nothing runs, and the training cells score 0 (15 + 4 points)."""
+"""train_gat imports the harness's protocol module, to swap its encoder for one that sends an
+object whose unpickling would run code (``__reduce__``): the sandbox refuses to import the
+grader's own modules (and the scan reports it), so the training cells score 0 (15 + 4 points).
+Had the object been sent, the grader would have refused it: it reads every frame with
+``torch.load(weights_only=True)`` (tests/test_grader.py)."""
 
 from tests.hostile._code import CORRECT_TRAIN_GAT
 
@@ -16,13 +18,13 @@ class Payload:
 
 
 def train_gat(x, edge_index, train_nodes, train_labels, num_classes):
-    import sys
+    import protocol  # the harness's own module, beside it in the sandbox
 
-    sys.modules["protocol"].encode = lambda value: Payload()
+    protocol.encode = lambda value: Payload()
     return correct_train_gat(x, edge_index, train_nodes, train_labels, num_classes)
 """,
     },
     "status": "tampered",
     "score": 19,
-    "message": "malformed data",
+    "message": "the grader's own modules (protocol)",
 }

@@ -1,6 +1,6 @@
 """train_vit loads scikit-learn's digits inside the sandbox, to train on all 1797 images, the
-grader's held-out ones included: the sandbox hides the data sets bundled with scikit-learn, so
-the load fails and the training cells score 0 (12 points of the kernels)."""
+grader's held-out ones included: the sandbox holds no package but torch's and NumPy, so the
+import fails and the training cells score 0 (12 points of the kernels)."""
 
 SUBMISSION = {
     "assignment": "a2_vit",
@@ -33,5 +33,5 @@ def train_vit(images, labels):
     },
     "status": "graded",
     "score": 12,
-    "message": "No such file or directory",
+    "message": "No module named 'sklearn'",
 }

@@ -111,7 +111,8 @@ def _record(future, job: Job) -> dict:
         raise WorkerRefused(str(refusal)) from None
     except KilledWorker as error:
         task = Task(spec=job.spec, student=job.student, notebook=None, found=job.found,
-                    seed=job.seed, limits=job.limits, argv=(), sandboxed=job.sandboxed)  # fmt: skip
+                    seed=job.seed, limits=job.limits, argv=(), sandboxed=job.sandboxed,
+                    course=job.course)  # fmt: skip
         note = f"the grading process died each time it graded this submission ({error})"
         record = result(task, "error", notes=[note[:600]])
         record["seconds"] = 0.0

@@ -17,10 +17,14 @@ import contextlib
 import hashlib
 import io
 import math
+import os
 import re
 import shutil
+import site
+import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +43,6 @@ from vislearn.grader.remote import GraderError, Session, StudentFailure
 from vislearn.grader.sandbox import ALWAYS_FORBIDDEN, Limits
 from vislearn.grader.scan import scan
 
-# "got 0.31, expected 0.5;" -> "got 0.31;": a hidden test's reference values stay hidden.
-_EXPECTED_VALUE = re.compile(r"(got [^,;]*), expected [^;]*")
-
 
 @dataclass(frozen=True)
 class Task:
@@ -55,12 +56,19 @@ class Task:
     limits: Limits
     argv: tuple[str, ...]  # the command that starts a sandbox (see sandbox.command)
     sandboxed: bool
+    course: str = ""  # the course's folder: never named in a message
 
 
 def derive_seed(*parts: object) -> int:
     """A 63-bit seed that depends only on ``parts``."""
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+def sandbox_seed(seed: int) -> int:
+    """The seed of a submission's sandbox: derived from the grading seed by a one-way step of
+    its own, so the sandbox cannot rebuild the seeds the hidden tests draw from."""
+    return derive_seed(seed, "sandbox")
 
 
 def trusted_settings(threads: int) -> None:
@@ -73,10 +81,36 @@ def trusted_settings(threads: int) -> None:
     torch.set_float32_matmul_precision("highest")
 
 
+def _host_paths(course: str) -> list[tuple[str, str]]:
+    """``(folder, placeholder)`` for the folders of this machine that a message may name (the
+    Python environment, the grader, the course, home, temporary files), longest first."""
+    package = Path(__file__).resolve().parents[1]
+    named = [(course, "<course>"), (str(package.parents[1]), "<grader>"),
+             (str(package), "<grader>"), (sys.prefix, "<python>"), (sys.base_prefix, "<python>"),
+             *((p, "<python>") for p in site.getsitepackages()),
+             (str(Path.home()), "<home>"), (tempfile.gettempdir(), "<tmp>")]  # fmt: skip
+    found = {}
+    for folder, placeholder in named:
+        for path in {folder, os.path.realpath(folder)} if folder else ():
+            if len(path) > 1:
+                found.setdefault(path.rstrip("/"), placeholder)
+    return sorted(found.items(), key=lambda item: -len(item[0]))
+
+
+def scrub(text: str, course: str = "") -> str:
+    """``text`` with the folders of this machine replaced by placeholders (``<python>/...``):
+    feedback names no path of the grader's machine."""
+    for folder, placeholder in _host_paths(course):
+        text = re.sub(re.escape(folder) + r"(?=/|\b|$)", placeholder, text)
+    return text
+
+
 def result(task: Task, status: str, cells: list | None = None, notes=()) -> dict:
-    """The record of a grading; cells not given score 0 with ``status`` as their message."""
+    """The record of a grading; cells not given score 0 with ``status`` as their message.
+    No message or note names a folder of the grading machine (:func:`scrub`)."""
     if cells is None:
         cells = [_cell(test, 0.0, f"not graded: {status}") for test in task.spec.tests]
+    cells = [{**cell, "message": scrub(cell["message"], task.course)} for cell in cells]
     return {
         "assignment": task.spec.name,
         "student": task.student,
@@ -84,7 +118,7 @@ def result(task: Task, status: str, cells: list | None = None, notes=()) -> dict
         "score": sum(cell["points"] for cell in cells),
         "max_score": task.spec.max_score,
         "cells": cells,
-        "notes": list(notes),
+        "notes": [scrub(note, task.course) for note in notes],
         "seed": task.seed,
     }
 
@@ -95,7 +129,7 @@ def _cell(test: TestCell, points: float, message: str) -> dict:
 
 
 def _feedback(error: BaseException) -> str:
-    text = _EXPECTED_VALUE.sub(r"\1", str(error))[:600]
+    text = str(error)[:600]
     if isinstance(error, (StudentFailure, AssertionError)):
         return text or "a check of this test failed"
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -168,7 +202,7 @@ def _scored(test: TestCell, namespace: dict) -> dict:
 
 
 def _status(session: Session, hits: list) -> str:
-    if hits or "protocol" in session.events:
+    if hits or session.refused or "protocol" in session.events:
         return "tampered"
     if "timeout" in session.events:
         return "timed out"
@@ -191,11 +225,14 @@ def grade(task: Task) -> dict:
     run, notes = sandbox_cells(spec, cells)
     setup_ids = {grade_id for grade_id, _ in spec.setup_cells}
     forbidden = (*spec.forbidden, *ALWAYS_FORBIDDEN)
-    hits, tainted = scan([c for c in run if c[0] not in setup_ids], forbidden, spec.functions)
+    student = [c for c in run if c[0] not in setup_ids]
+    setup_cells = [list(cell) for cell in spec.setup_cells]
+    hits, tainted = scan(student, forbidden, spec.functions, context=setup_cells)
     notes += [hit.describe() for hit in hits]
     workdir = None if task.sandboxed else Path(tempfile.mkdtemp(prefix="vislearn-submission-"))
-    setup = {"op": "setup", "cells": run, "forbidden": list(forbidden), "seed": task.seed,
-             "threads": task.limits.threads, "gpu_fraction": task.limits.gpu_fraction}  # fmt: skip
+    setup = {"op": "setup", "cells": run, "forbidden": list(forbidden),
+             "seed": sandbox_seed(task.seed), "threads": task.limits.threads,
+             "gpu_fraction": task.limits.gpu_fraction}  # fmt: skip
     defining = {f: tuple(g for g, names in spec.solution_cells.items() if f in names)
                 for f in spec.functions}  # fmt: skip
     session = Session(list(task.argv), workdir, task.limits, setup, defining, spec.timeouts)
@@ -206,6 +243,11 @@ def grade(task: Task) -> dict:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
     notes += [f"cell '{label}' raised {error}" for label, error in session.cell_errors or []]
+    notes += [
+        f"{name} was refused at run time ({count} time{'s' * (count > 1)}): it is not "
+        "allowed in this exercise"
+        for name, count in Counter(session.refused).items()
+    ]
     return result(task, _status(session, hits), graded, notes)
 
 

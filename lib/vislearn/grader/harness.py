@@ -2,21 +2,24 @@
 functions on the grader's inputs and sends their outputs back as data.
 
 :mod:`vislearn.grader.sandbox` starts it (inside bubblewrap unless the instructor opted
-out) as ``python -I harness.py LIMITS_JSON``, with a copy of :mod:`protocol` and of the
-allowed ``vislearn`` modules beside it. It never sees a test, a reference output, the
-course folder or the gradebook. In order, it
+out) as ``python -I harness.py LIMITS_JSON``, with a copy of :mod:`protocol`, :mod:`guard`
+and the allowed ``vislearn`` modules beside it. It never sees a test, a reference output,
+the course folder, the gradebook or the grading seed (it is seeded with a value derived
+from it one way). In order, it
 
 1. limits itself (CPU time, memory, file size, threads) and installs a seccomp filter that
    makes ``fork``, ``vfork`` and ``clone`` of a new process fail (threads still work);
-2. reads the ``setup`` message (the cells to run, the forbidden names);
-3. replaces the forbidden names by stubs that raise :class:`NotAllowedError` and refuses
-   to import forbidden modules and the ``vislearn`` modules it was not given;
+2. reads the ``setup`` message (the cells to run, the forbidden names, its seed);
+3. installs the :mod:`guard`: forbidden names, modules and torch operators are refused
+   while the student's code runs (and while its results are packed);
 4. moves stdin to ``/dev/null`` and stdout and stderr to a capped log, keeping private
    copies of the protocol's pipes, and says ``hello``;
 5. runs the cells (errors are recorded, not fatal) and says ``ready``;
-6. answers messages until ``stop`` or end of input: ``call`` and ``vjp`` (a function, or a
-   module built before), ``new`` (build an ``nn.Module`` of a class the notebook defines and
-   keep it under a handle) and ``method`` (one of :data:`MODULE_METHODS` on a handle).
+6. answers messages until ``stop`` or end of input: ``call`` (a function of the notebook or
+   a module built before, once; with ``keep``, its autograd graph is kept for ``vjp``, the
+   gradients of that very call), ``new`` (build an ``nn.Module`` of a class the notebook
+   defines and keep it under a handle) and ``method`` (one of :data:`MODULE_METHODS` on a
+   handle). Every answer carries what the guard refused since the last one.
 
 ``python -I harness.py --self-test PATH...`` checks the sandbox instead and prints JSON:
 process creation and the network must fail, and no PATH may exist.
@@ -24,12 +27,8 @@ process creation and the network must fail, and no PATH may exist.
 
 from __future__ import annotations
 
-import builtins
 import ctypes
 import errno
-import functools
-import importlib
-import importlib.abc
 import io
 import json
 import os
@@ -41,10 +40,6 @@ import sys
 import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class NotAllowedError(RuntimeError):
-    """Raised when the student's code calls a function or class that the exercise forbids."""
 
 
 # --- limits ---------------------------------------------------------------------------------
@@ -139,63 +134,6 @@ def limit_call_cpu(seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft if hard < 0 else min(soft, hard), hard))
 
 
-# --- forbidden names ------------------------------------------------------------------------
-
-
-class ImportGuard(importlib.abc.MetaPathFinder):
-    """Refuses forbidden modules, and ``vislearn`` modules that the sandbox was not given."""
-
-    def __init__(self, blocked: list[str], vislearn_modules: set[str]):
-        self.blocked = blocked
-        self.vislearn_modules = vislearn_modules
-
-    def find_spec(self, fullname, path=None, target=None):
-        for name in self.blocked:
-            if fullname == name or fullname.startswith(name + "."):
-                raise ImportError(f"{name} is not allowed in this exercise")
-        parts = fullname.split(".")
-        if parts[0] == "vislearn" and len(parts) > 1 and parts[1] not in self.vislearn_modules:
-            available = ", ".join(f"vislearn.{m}" for m in sorted(self.vislearn_modules))
-            raise ModuleNotFoundError(f"{fullname} is not available when grading ({available} are)")
-        return None
-
-
-def _stub(dotted: str):
-    def not_allowed(*args, **kwargs):
-        raise NotAllowedError(f"{dotted} is not allowed in this exercise")
-
-    not_allowed.__name__ = not_allowed.__qualname__ = dotted.rsplit(".", 1)[-1]
-    return not_allowed
-
-
-def forbid(names: list[str], vislearn_modules: set[str]) -> None:
-    """Replace each dotted name by a stub that raises; block the names that are modules."""
-    guard = ImportGuard([], vislearn_modules)
-    sys.meta_path.insert(0, guard)
-    for dotted in names:
-        parts = dotted.split(".")
-        for i in range(len(parts), 0, -1):
-            try:
-                module = importlib.import_module(".".join(parts[:i]))
-                break
-            except ImportError:
-                continue
-        else:
-            guard.blocked.append(dotted)
-            continue
-        try:
-            owner = functools.reduce(getattr, parts[i:-1], module)
-            getattr(owner, parts[-1])
-        except (AttributeError, IndexError):
-            owner = None
-        if i == len(parts) or owner is None:  # a module (present or not): refuse to import it
-            guard.blocked.append(dotted)
-            for loaded in [m for m in sys.modules if m == dotted or m.startswith(dotted + ".")]:
-                del sys.modules[loaded]
-        else:
-            setattr(owner, parts[-1], _stub(dotted))
-
-
 # --- output ---------------------------------------------------------------------------------
 
 
@@ -251,9 +189,11 @@ def _describe(error: BaseException) -> str:
     return (f"{type(error).__name__}: {detail}" if detail else type(error).__name__)[:1000]
 
 
-def student_namespace() -> dict:
-    """The notebook's globals, with the few IPython names notebooks use as harmless stubs."""
-    namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
+def student_namespace(builtin_names: dict) -> dict:
+    """The notebook's globals, with ``builtin_names`` as its builtins (see
+    :func:`guard.student_builtins`) and the few IPython names notebooks use as harmless
+    stubs."""
+    namespace: dict = {"__name__": "__main__", "__builtins__": builtin_names}
     shell = types.SimpleNamespace(
         run_line_magic=lambda *a, **k: None,
         run_cell_magic=lambda *a, **k: None,
@@ -326,56 +266,97 @@ class Handles:
         return self.modules[handle]
 
 
-def _gradients(torch, protocol, target, args, kwargs, message: dict) -> list:
-    """Gradients of ``target(*args, **kwargs)``'s outputs, weighted by the grader's
-    ``grads``, wrt the input tensors numbered ``wrt`` then the module parameters ``params``."""
-    leaves = protocol.tensors_in((args, kwargs))
-    inputs = [leaves[i] for i in message["wrt"]]  # decoded as leaves that require grad
-    if not all(x.requires_grad and x.is_leaf for x in inputs):
-        raise RuntimeError("the grader asked for the gradient wrt a non-differentiable input")
-    names = message.get("params", [])
-    if names:
-        parameters = dict(target.named_parameters())
-        missing = [n for n in names if n not in parameters]
+class Graphs:
+    """The autograd graphs of the last :data:`KEPT` calls whose outputs require grad, by
+    number. The grader's backward pass asks for the gradients of the very outputs a call
+    returned: a function or module runs once per call, never again for its gradients."""
+
+    KEPT = 8
+
+    def __init__(self):
+        self.graphs: dict[int, tuple] = {}
+        self.calls = 0
+
+    def keep(self, outputs: list, inputs: list, target) -> int | None:
+        """Keep a call's outputs, input tensors and (for a module) parameters; its number,
+        or None when no output depends on anything through autograd."""
+        if not any(o.requires_grad for o in outputs):
+            return None
+        self.calls += 1
+        named = getattr(target, "named_parameters", None)
+        parameters = dict(named()) if callable(named) and not isinstance(target, type) else {}
+        self.graphs[self.calls] = (outputs, inputs, parameters)
+        for old in [n for n in self.graphs if n <= self.calls - self.KEPT]:
+            del self.graphs[old]
+        return self.calls
+
+    def gradients(self, torch, number, wrt: list, params: list, grads: list) -> list:
+        """The gradients of call ``number``'s outputs, weighted by ``grads``, wrt its input
+        tensors numbered ``wrt``, then wrt the parameters named ``params``."""
+        if number not in self.graphs:
+            raise RuntimeError("the grader asked for the gradients of a call it did not keep")
+        outputs, tensors, parameters = self.graphs[number]
+        inputs = [tensors[i] for i in wrt]  # decoded as leaves that require grad
+        if not all(x.requires_grad and x.is_leaf for x in inputs):
+            raise RuntimeError("the grader asked for the gradient wrt a non-differentiable input")
+        missing = [n for n in params if n not in parameters]
         if missing:
-            raise RuntimeError(f"the module has no parameter {missing[0]!r} any more")
-        inputs += [parameters[n] for n in names]
-    with torch.enable_grad():
-        outputs = protocol.tensors_in(target(*args, **kwargs))
-    grads = protocol.decode(message["grads"])
-    pairs = [(o, g) for o, g in zip(outputs, grads, strict=False) if o.requires_grad]
-    if not pairs:
-        raise RuntimeError("its output does not depend on its inputs through autograd")
-    found = torch.autograd.grad(
-        [o for o, _ in pairs], inputs, [g for _, g in pairs], allow_unused=True
-    )
-    return [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, found, strict=True)]
+            raise RuntimeError(f"the module had no parameter {missing[0]!r} when it was called")
+        inputs += [parameters[n] for n in params]
+        pairs = [(o, g) for o, g in zip(outputs, grads, strict=False) if o.requires_grad]
+        found = torch.autograd.grad([o for o, _ in pairs], inputs, [g for _, g in pairs],
+                                    allow_unused=True, retain_graph=True)  # fmt: skip
+        return [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, found, strict=True)]
 
 
-def call(protocol, torch, namespace: dict, handles: Handles, message: dict) -> dict:
+def call(protocol, torch, namespace: dict, handles: Handles, graphs: Graphs, message: dict):
     """Answer one request with the student's result, or the error it raised."""
     op, name = message["op"], message.get("name")
     defined = isinstance(name, str) and callable(namespace.get(name))
-    if "handle" not in message and not defined:
+    if op != "vjp" and "handle" not in message and not defined:
         return {"op": "result", "ok": False, "kind": "missing", "error": f"{name} is not defined"}
     try:  # a request is about a module built before (its handle) or a name of the notebook
+        limit_call_cpu(float(message.get("cpu_seconds", 60)))
+        if op == "vjp":
+            grads = protocol.decode(message["grads"])
+            value = graphs.gradients(torch, message["graph"], message["wrt"],
+                                     message["params"], grads)  # fmt: skip
+            return {"op": "result", "ok": True, "value": protocol.encode(value)}
         target = handles.get(message["handle"]) if "handle" in message else namespace[name]
         args = protocol.decode(message["args"], grad=True)
         kwargs = protocol.decode(message["kwargs"], grad=True)
-        limit_call_cpu(float(message.get("cpu_seconds", 60)))
+        graph = None
         if op == "call":
-            value = target(*args, **kwargs)
-        elif op == "vjp":
-            value = _gradients(torch, protocol, target, args, kwargs, message)
+            with torch.set_grad_enabled(bool(message.get("grad", True))):
+                value = target(*args, **kwargs)
+            if message.get("keep"):
+                inputs = protocol.tensors_in((args, kwargs))
+                graph = graphs.keep(protocol.tensors_in(value), inputs, target)
         elif op == "new":
             value = handles.new(target, args, kwargs)
         elif op == "method" and message.get("method") in MODULE_METHODS:
             value = MODULE_METHODS[message["method"]](target, *args, **kwargs)
         else:
             raise RuntimeError(f"unknown request {op!r}")
-        return {"op": "result", "ok": True, "value": protocol.encode(value)}
+        return {"op": "result", "ok": True, "value": protocol.encode(value), "graph": graph}
     except BaseException as error:
         return {"op": "result", "ok": False, "kind": "raised", "error": _describe(error)}
+
+
+def answer(protocol, refused: list[str], reply: dict) -> bytes:
+    """The frame of ``reply``, with what the guard refused since the last answer (taken from
+    ``refused``); a result too large for a frame is answered as such, in words."""
+    reply["refused"] = refused[:]
+    refused.clear()
+    try:
+        return protocol.pack(reply)
+    except protocol.TooLarge as error:
+        reply = {"op": "result", "ok": False, "kind": "too large", "error": str(error),
+                 "refused": reply["refused"]}  # fmt: skip
+    except Exception as error:
+        reply = {"op": "result", "ok": False, "kind": "raised", "error": _describe(error),
+                 "refused": reply["refused"]}  # fmt: skip
+    return protocol.pack(reply)
 
 
 # --- entry points ---------------------------------------------------------------------------
@@ -415,8 +396,12 @@ def main() -> None:
     apply_limits(limits)
     proto_in, proto_out = take_protocol_channel()
     sys.path[:0] = [HERE, os.path.join(HERE, "lib")]
+    sys.path += limits.get("path") or []
+    import guard
     import protocol
     import torch
+
+    sys.path.remove(HERE)  # the harness's own modules are not the student's to import
 
     setup = protocol.read_frame(proto_in)
     if setup is None or setup["op"] != "setup":
@@ -426,25 +411,22 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = False
     if setup.get("gpu_fraction") and torch.cuda.is_available():
         torch.cuda.set_per_process_memory_fraction(float(setup["gpu_fraction"]))
-    torch.manual_seed(int(setup["seed"]))
+    torch.manual_seed(int(setup["seed"]))  # the grader's seed for the sandbox, not its own
     vislearn_dir = os.path.join(HERE, "lib", "vislearn")
     vislearn_modules = {f[:-3] for f in os.listdir(vislearn_dir) if f.endswith(".py")}
-    forbid(list(setup["forbidden"]), vislearn_modules - {"__init__"})
+    guard.install(list(setup["forbidden"]), vislearn_modules - {"__init__"})
     redirect_output(int(limits["output_bytes"]))
     protocol.write_frame(proto_out, {"op": "hello", "torch": str(torch.__version__)})
-    namespace = student_namespace()
-    errors = run_cells(setup["cells"], namespace)
-    defined = sorted(name for name, value in namespace.items() if callable(value))
-    protocol.write_frame(proto_out, {"op": "ready", "errors": errors, "defined": defined})
-    handles = Handles(torch)
+    namespace = student_namespace(guard.student_builtins())
+    with guard.active():
+        errors = run_cells(setup["cells"], namespace)
+    proto_out.write(answer(protocol, guard.REFUSED, {"op": "ready", "errors": errors}))
+    proto_out.flush()
+    handles, graphs = Handles(torch), Graphs()
     while (message := protocol.read_frame(proto_in)) is not None and message["op"] != "stop":
-        reply = call(protocol, torch, namespace, handles, message)
-        try:
-            frame = protocol.pack(reply)
-        except Exception as error:  # e.g. an output larger than a frame may be
-            reply = {"op": "result", "ok": False, "kind": "raised", "error": _describe(error)}
-            frame = protocol.pack(reply)
-        proto_out.write(frame)
+        with guard.active():
+            reply = call(protocol, torch, namespace, handles, graphs, message)
+        proto_out.write(answer(protocol, guard.REFUSED, reply))
         proto_out.flush()
 
 

@@ -30,6 +30,10 @@ class ProtocolError(Exception):
     """A frame or tree that does not follow this protocol."""
 
 
+class TooLarge(ProtocolError):
+    """A message larger than a frame may be."""
+
+
 def tensors_in(tree: object) -> list[torch.Tensor]:
     """The tensors in nested tuples, lists and dicts, in the order :func:`encode` meets them."""
     if isinstance(tree, torch.Tensor):
@@ -47,9 +51,11 @@ def encode(value: object) -> object:
         return value
     if isinstance(value, torch.Tensor):
         try:
+            if value.layout != torch.strided:
+                raise TypeError(value.layout)
             data = value.detach().to("cpu").as_subclass(torch.Tensor).contiguous().clone()
         except Exception:  # a tensor subclass or layout that cannot be copied
-            return ["opaque", type(value).__name__]
+            return ["opaque", type(value).__name__, UNSENDABLE_TENSOR]
         return ["tensor", data, str(value.device), bool(value.requires_grad)]
     if isinstance(value, (tuple, list)):
         kind = "list" if isinstance(value, list) else "tuple"
@@ -63,12 +69,28 @@ def encode(value: object) -> object:
     return ["opaque", type(value).__name__]
 
 
+UNSENDABLE_TENSOR = "a tensor that cannot be sent back (a subclass, or a sparse layout)"
+
+
 class Opaque:
     """Stands for a value the sandbox could not send (e.g. a NumPy array); its class is named
-    after the original type, so ``assert_close`` says "expected a tensor, got ndarray"."""
+    after the original type, so ``assert_close`` says "expected a tensor, got ndarray".
+    ``reason`` says why, when the value was a tensor."""
+
+    reason: str | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} returned by the student's code>"
+
+
+def unsendable(tree: object) -> str | None:
+    """Why a decoded value holds a tensor that could not be sent, or None."""
+    if isinstance(tree, Opaque):
+        return tree.reason
+    items = tree.values() if isinstance(tree, dict) else tree
+    if isinstance(tree, (tuple, list, dict)):
+        return next((r for item in items if (r := unsendable(item)) is not None), None)
+    return None
 
 
 def _device(name: object) -> torch.device:
@@ -118,9 +140,10 @@ def decode(tree: object, grad: bool = False) -> object:
         return dtype
     if kind == "device" and len(rest) == 1:
         return _device(rest[0])
-    if kind == "opaque" and len(rest) == 1 and isinstance(rest[0], str):
+    if kind == "opaque" and 1 <= len(rest) <= 2 and all(isinstance(r, str) for r in rest):
         name = rest[0] if rest[0].isidentifier() else "object"
-        return type(name, (Opaque,), {})()
+        reason = UNSENDABLE_TENSOR if rest[1:] == [UNSENDABLE_TENSOR] else None
+        return type(name, (Opaque,), {"reason": reason})()
     raise ProtocolError(f"unknown node {kind!r}")
 
 
@@ -130,7 +153,10 @@ def pack(message: dict) -> bytes:
     torch.save(message, buffer)
     payload = buffer.getvalue()
     if len(payload) > MAX_FRAME:
-        raise ProtocolError(f"message of {len(payload)} bytes exceeds {MAX_FRAME}")
+        raise TooLarge(
+            f"a result too large to send back ({len(payload) / 2**20:.0f} MiB; at most "
+            f"{MAX_FRAME >> 20} MiB)"
+        )
     return HEADER.pack(len(payload)) + payload
 
 

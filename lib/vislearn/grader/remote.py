@@ -5,7 +5,8 @@ notebook's cells there, restarts it after a crash or a timeout (a few times), an
 the submission's total time budget. :meth:`Session.proxy` gives a callable that sends its
 arguments to the sandbox and returns the student's output as fresh tensors; when an input
 requires grad, the call is a :class:`torch.autograd.Function` whose backward pass asks the
-sandbox for the vector-Jacobian product, so ``torch.autograd.grad`` in a test works as if the
+sandbox for the vector-Jacobian product of that very call (the sandbox keeps the call's
+autograd graph; nothing runs twice), so ``torch.autograd.grad`` in a test works as if the
 student's function had run here.
 
 :meth:`Session.module_class` stands for a class of the student's that subclasses
@@ -77,6 +78,7 @@ class Session:
         self.defining, self.timeouts = defining, timeouts or {}
         self.deadline = time.monotonic() + limits.submission_timeout
         self.events: set[str] = set()  # timeout, crash, protocol
+        self.refused: list[str] = []  # what the sandbox's guard refused, in order
         self.cell_errors: list[list[str]] | None = None
         self._sandbox: Sandbox | None = None
         self._starts = 0
@@ -134,6 +136,7 @@ class Session:
         if ready.get("op") != "ready" or not valid:
             self._fatal = "the sandbox broke the protocol"
             raise self._fail("protocol", self._fatal)
+        self._note_refusals(ready)
         if self.cell_errors is None:
             self.cell_errors = errors
         return sandbox
@@ -145,8 +148,14 @@ class Session:
             self._fatal = f"not run: the submission used up its time budget of {budget:g} s"
             raise StudentFailure(self._fatal)
 
-    def request(self, message: dict, name: str, timeout: float | None = None) -> object:
-        """Send ``message`` about ``name``; the decoded value it returns. ``timeout``
+    def _note_refusals(self, reply: dict) -> None:
+        refused = reply.get("refused", [])
+        if not isinstance(refused, list) or not all(isinstance(r, str) for r in refused):
+            raise self._fail("protocol", "the sandbox sent malformed data (refusals)")
+        self.refused += [r[:200] for r in refused]
+
+    def request(self, message: dict, name: str, timeout: float | None = None) -> dict:
+        """Send ``message`` about ``name``; the answer, its value decoded. ``timeout``
         replaces the call timeout."""
         sandbox = self._started()
         self._check_budget()
@@ -166,14 +175,24 @@ class Session:
         try:
             if reply.get("op") != "result":
                 raise protocol.ProtocolError("unexpected answer")
+            self._note_refusals(reply)
             if reply.get("ok") is True:
-                return protocol.decode(reply["value"])
+                graph = reply.get("graph")
+                if graph is not None and (not isinstance(graph, int) or isinstance(graph, bool)):
+                    raise protocol.ProtocolError("malformed call number")
+                return {"value": protocol.decode(reply["value"]), "graph": graph}
             error = str(reply.get("error", ""))[:1000]
         except (protocol.ProtocolError, KeyError) as error:
             raise self._fail("protocol", f"the sandbox sent malformed data ({error})") from None
         if reply.get("kind") == "missing":
             raise StudentFailure(self._missing(name))
+        if reply.get("kind") == "too large":
+            raise StudentFailure(f"{name} returned {error}")
         raise StudentFailure(f"{name} raised {error}")
+
+    def value(self, message: dict, name: str, timeout: float | None = None) -> object:
+        """The decoded value that ``message`` about ``name`` returns (see :meth:`request`)."""
+        return self.request(message, name, timeout)["value"]
 
     def _missing(self, name: str) -> str:
         cells = self.defining.get(name, ())
@@ -191,12 +210,20 @@ class Session:
         """The notebook's function (or class) ``name``."""
         return Target(name, {"name": name}, self.timeouts.get(name))
 
-    def forward(self, target: Target, args: tuple, kwargs: dict) -> object:
-        """``target(*args, **kwargs)`` in the sandbox, with the device check on its outputs."""
+    def forward(self, target: Target, args: tuple, kwargs: dict, keep: bool = False) -> dict:
+        """``target(*args, **kwargs)`` in the sandbox, once, in this process's grad mode, with
+        the device check on its outputs: ``{"value": ..., "graph": ...}``. With ``keep`` (a
+        call that autograd differentiates: :class:`_Remote`, whose forward runs without grad
+        here) the call runs with grad and the sandbox keeps its autograd graph under the
+        number ``graph`` (see :meth:`vjp`)."""
         inputs = protocol.tensors_in((args, kwargs))
         message = {"op": "call", **target.fields, "args": protocol.encode(args),
-                   "kwargs": protocol.encode(kwargs)}  # fmt: skip
-        value = self.request(message, target.label, target.timeout)
+                   "kwargs": protocol.encode(kwargs), "keep": keep,
+                   "grad": keep or torch.is_grad_enabled()}  # fmt: skip
+        answer = self.request(message, target.label, target.timeout)
+        value = answer["value"]
+        if (reason := protocol.unsendable(value)) is not None:
+            raise StudentFailure(f"{target.label} returned {reason}: return a plain torch.Tensor")
         devices = {t.device.type for t in inputs}
         if len(devices) == 1:
             (expected,) = devices
@@ -206,28 +233,31 @@ class Session:
                         f"{target.label} returned a tensor on {output.device.type} for inputs "
                         f"on {expected}: results must stay on the input's device"
                     )
-        return value
+        return answer
 
     def vjp(
         self,
         target: Target,
-        args: tuple,
-        kwargs: dict,
-        wrt: list[int],
+        graph: int | None,
+        inputs: list[tuple[int, torch.Tensor]],
         grads: list,
         params: dict[str, torch.Tensor] | None = None,
     ) -> list:
-        """Gradients of ``target``'s outputs (weighted by ``grads``) wrt the input tensors
-        numbered ``wrt``, then wrt the module parameters named in ``params`` (name -> the
-        tensor standing for it here)."""
-        params = params or {}
-        message = {"op": "vjp", **target.fields, "args": protocol.encode(args),
-                   "kwargs": protocol.encode(kwargs), "wrt": wrt, "params": list(params),
-                   "grads": protocol.encode(grads)}  # fmt: skip
+        """The gradients of the outputs of the call the sandbox kept as ``graph`` (weighted by
+        ``grads``) wrt that call's input tensors numbered ``inputs`` (their stand-ins here,
+        by number), then wrt the module parameters named in ``params`` (name -> the tensor
+        standing for it here). No forward runs again: these are the gradients of the very
+        outputs the call returned."""
         label = f"the gradient of {target.label}"
-        value = self.request(message, label, target.timeout)
-        inputs = protocol.tensors_in((args, kwargs))
-        like = [inputs[i] for i in wrt] + list(params.values())
+        if graph is None:
+            raise StudentFailure(f"{label}: its output does not depend on its inputs through "
+                                 "autograd")  # fmt: skip
+        params = params or {}
+        wrt = list(inputs)
+        message = {"op": "vjp", "graph": graph, "wrt": [i for i, _ in wrt],
+                   "params": list(params), "grads": protocol.encode(grads)}  # fmt: skip
+        value = self.value(message, label, target.timeout)
+        like = [x for _, x in wrt] + list(params.values())
         if not isinstance(value, list) or len(value) != len(like):
             raise self._fail("protocol", "the sandbox sent malformed gradients")
         for grad, x in zip(value, like, strict=True):
@@ -246,7 +276,7 @@ class Session:
                 return _Remote.apply(self, target, (args, kwargs, list(params)), *leaves)
             except _NotTensors as result:
                 return result.value
-        return self.forward(target, args, kwargs)
+        return self.forward(target, args, kwargs)["value"]
 
     def proxy(self, name: str):
         """A stand-in for the student's function ``name`` in the trusted namespace."""
@@ -265,7 +295,7 @@ class Session:
         def build(*args, **kwargs) -> RemoteModule:
             message = {"op": "new", "name": name, "args": protocol.encode(args),
                        "kwargs": protocol.encode(kwargs)}  # fmt: skip
-            handle = self.request(message, name)
+            handle = self.value(message, name)
             if not isinstance(handle, int) or isinstance(handle, bool):
                 raise self._fail("protocol", "the sandbox sent a malformed module handle")
             return RemoteModule(self, name, handle)
@@ -297,7 +327,7 @@ class RemoteModule:
     def _method(self, method: str, *args, **kwargs) -> object:
         message = {"op": "method", **self._target.fields, "method": method,
                    "args": protocol.encode(args), "kwargs": protocol.encode(kwargs)}  # fmt: skip
-        return self._session.request(message, f"{self._target.label}.{method}")
+        return self._session.value(message, f"{self._target.label}.{method}")
 
     def __call__(self, *args, **kwargs):
         params = self._parameters() if torch.is_grad_enabled() else {}
@@ -351,12 +381,15 @@ class RemoteModule:
 
 class _Remote(torch.autograd.Function):
     """A call of a student's function or module that autograd can differentiate through the
-    sandbox: its inputs are the call's tensors, then the module's parameter snapshots."""
+    sandbox: its inputs are the call's tensors, then the module's parameter snapshots. The
+    sandbox keeps the call's graph, and the backward pass asks for the gradients of that very
+    call."""
 
     @staticmethod
     def forward(ctx, session, target, call, *leaves):
         args, kwargs, _ = call
-        value = session.forward(target, args, kwargs)
+        answer = session.forward(target, args, kwargs, keep=True)
+        value = answer["value"]
         if isinstance(value, torch.Tensor):
             outputs = (value,)
         elif (
@@ -367,15 +400,15 @@ class _Remote(torch.autograd.Function):
             outputs = tuple(value)
         else:
             raise _NotTensors(value)
-        ctx.call = (session, target, call, leaves)
+        ctx.call = (session, target, answer["graph"], call[2], leaves)
         return outputs[0] if isinstance(value, torch.Tensor) else outputs
 
     @staticmethod
     def backward(ctx, *grads):
-        session, target, (args, kwargs, names), leaves = ctx.call
+        session, target, graph, names, leaves = ctx.call
         needs = ctx.needs_input_grad[3:]
         count = len(needs) - len(names)  # the call's own tensors come first
-        wrt = [i for i in range(count) if needs[i]]
+        inputs = [(i, leaves[i]) for i in range(count) if needs[i]]
         params = {n: leaves[count + i] for i, n in enumerate(names) if needs[count + i]}
-        found = iter(session.vjp(target, args, kwargs, wrt, list(grads), params))
+        found = iter(session.vjp(target, graph, inputs, list(grads), params))
         return (None, None, None, *(next(found) if need else None for need in needs))

@@ -7,13 +7,15 @@ the feedback page and ``grading.json`` as soon as it arrives, and ``grades.csv``
 at the end.
 
 ``grading.json`` is written last, atomically, and holds the hashes of the submitted notebook
-and of the grading setup (the assignment's plan, the limits, the sandbox) beside the seed:
+and of the grading setup (the assignment's plan, the limits, the sandbox, the grading code and
+the reference library) beside the seed:
 with ``resume``, a submission whose record matches all three (and whose status is not
 ``error``) is not graded again, so a run that was stopped finishes the class where it was.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -22,6 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
+import vislearn
 from vislearn.grader import cluster, report
 from vislearn.grader.course import Course
 from vislearn.grader.evaluate import derive_seed
@@ -47,9 +52,22 @@ def read_notebook(path: Path) -> bytes | None:
         return f.read(MAX_NOTEBOOK_BYTES + 1)
 
 
+@functools.cache
+def code_hash(package: Path = Path(vislearn.__file__).parent) -> str:
+    """A hash of the code that grades and of the references it compares with: every source
+    file of ``vislearn`` (the grader and the library), and torch's version."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    for path in sorted(package.rglob("*.py")):
+        digest.update(f"{path.relative_to(package)}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def setup_hash(spec: AssignmentSpec, limits: Limits, sandboxed: bool) -> str:
-    """A hash of everything besides the notebook and the seed that decides a grading."""
-    setup = {"spec": asdict(spec), "limits": asdict(limits), "sandboxed": sandboxed}
+    """A hash of everything besides the notebook and the seed that decides a grading: the
+    assignment's plan, the limits, the sandbox, and the grading code (:func:`code_hash`)."""
+    setup = {"spec": asdict(spec), "limits": asdict(limits), "sandboxed": sandboxed,
+             "code": code_hash()}  # fmt: skip
     return hashlib.sha256(json.dumps(setup, sort_keys=True).encode()).hexdigest()
 
 

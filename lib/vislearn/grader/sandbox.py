@@ -1,11 +1,14 @@
 """Starting the harness in a sandbox, and talking to it with deadlines.
 
 The sandbox is a bubblewrap (``bwrap``) container: new user, PID, network, IPC and UTS
-namespaces (no network at all), a read-only root holding only ``/usr``, the Python install
-and its site-packages, and ``/grader`` (the harness, :mod:`protocol` and a copy of the
-allowed ``vislearn`` modules, never the repository); fresh size-limited tmpfs for ``/tmp``
-and the working directory ``/sandbox``; GPU device files only when grading on CUDA. The
-harness then limits itself and blocks process creation (see :mod:`harness`).
+namespaces (no network at all), a read-only root holding only the system's libraries
+(``/usr/lib``), the Python interpreter with its standard library, the packages a submission
+may import (:data:`SANDBOX_DISTRIBUTIONS` and what they require: every other package of the
+environment, and the data sets packages bundle, are not there), and ``/grader`` (the
+harness, :mod:`protocol`, :mod:`guard` and a copy of the allowed ``vislearn`` modules, never
+the repository); fresh size-limited tmpfs for ``/tmp`` and the working directory
+``/sandbox``; GPU device files only when grading on CUDA. The harness then limits itself and
+blocks process creation (see :mod:`harness`).
 
 Without bubblewrap (``--no-sandbox``) the harness runs as a plain process in a fresh temporary
 directory with the same limits and seccomp filter, but it can read whatever the instructor's
@@ -15,7 +18,7 @@ account can: use it only for trusted code.
 from __future__ import annotations
 
 import glob
-import importlib.util
+import importlib.metadata
 import json
 import os
 import select
@@ -24,10 +27,14 @@ import signal
 import site
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from vislearn.grader import protocol
 
@@ -41,9 +48,9 @@ ALWAYS_FORBIDDEN = (
     "torch.cuda.memory.set_per_process_memory_fraction",
     "torch._C._cuda_setMemoryFraction",
 )
-# Data sets that ship inside installed packages, by package: training exercises hold out part
-# of them (README "Modules and training"), so the sandbox sees each folder as an empty tmpfs.
-HIDDEN_DATA = {"sklearn": ("datasets/data", "datasets/images")}
+# The packages a submission may import, with everything they require (on a CUDA machine,
+# torch's CUDA libraries too): nothing else of the Python environment is in the sandbox.
+SANDBOX_DISTRIBUTIONS = ("torch", "numpy")
 STARTUP_TIMEOUT = 120.0  # seconds for Python and torch to start: longer is a grader problem
 SANDBOX_UID = 65534  # the student's code runs as "nobody" inside the sandbox
 
@@ -75,7 +82,7 @@ class SandboxError(Exception):
 def prepare_runtime(directory: Path) -> Path:
     """Fill ``directory`` with what the sandbox mounts at ``/grader``."""
     package = Path(__file__).resolve().parent
-    for name in ("harness.py", "protocol.py"):
+    for name in ("harness.py", "protocol.py", "guard.py"):
         shutil.copy(package / name, directory / name)
     (directory / "lib" / "vislearn").mkdir(parents=True)
     for module in SANDBOX_MODULES:
@@ -100,68 +107,100 @@ def bwrap_problem() -> str | None:
     return None
 
 
-def _python_roots(course: Path) -> list[str]:
-    """Directories of the Python install: its prefixes and site-packages, and ``PYTHONPATH``
-    entries that are neither in the course or this repository nor hold ``vislearn``. Never
-    other ``sys.path`` entries: one of them is often the current directory."""
-    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}
-    prefixes.add(str(Path(sys.executable).resolve().parents[1]))
-    private = [str(course.resolve()), str(Path(__file__).resolve().parents[3])]
-    extra = [*site.getsitepackages(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
-    roots: list[str] = []
-    for path in [*sorted(prefixes), *(p for p in extra if p and os.path.isabs(p))]:
-        path = os.path.realpath(path)
-        covered = any(path == r or path.startswith(r + os.sep) for r in ["/usr", *roots])
-        reveals = any(path == p or path.startswith(p + os.sep) for p in private) or (
-            os.path.isdir(os.path.join(path, "vislearn"))
-        )
-        if os.path.isdir(path) and not covered and (path in prefixes or not reveals):
-            roots.append(path)
-    return roots
+def _distributions() -> dict[str, importlib.metadata.Distribution]:
+    """The installed distributions of :data:`SANDBOX_DISTRIBUTIONS` and of everything they
+    require, by canonical name."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    todo = list(SANDBOX_DISTRIBUTIONS)
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in found:
+            continue
+        try:
+            found[name] = distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # an optional requirement this machine does not have
+        for line in distribution.requires or ():
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return found
 
 
-def hidden_data() -> list[str]:
-    """The folders of :data:`HIDDEN_DATA` that this Python environment has."""
-    folders = []
-    for package, names in HIDDEN_DATA.items():
-        spec = importlib.util.find_spec(package)
-        for base in (spec.submodule_search_locations or []) if spec else []:
-            folders += [f for f in (os.path.join(base, n) for n in names) if os.path.isdir(f)]
-    return folders
+def sandbox_packages() -> list[tuple[str, str]]:
+    """``(site folder, entry)`` of every top-level file and folder of :func:`_distributions`."""
+    entries: set[tuple[str, str]] = set()
+    for distribution in _distributions().values():
+        base = os.path.realpath(distribution.locate_file(""))
+        for file in distribution.files or ():
+            parts = Path(file).parts
+            if parts and parts[0] != "..":  # scripts in bin/ are not needed
+                top = parts[0] if parts[0] != "__pycache__" else os.path.join(*parts[:2])
+                entries.add((base, top))
+    return sorted(entries)
 
 
-def command(runtime: Path, limits: Limits, *, sandboxed: bool, gpu: bool, course: Path) -> list:
+def _site_folders(packages: list[tuple[str, str]]) -> list[str]:
+    """Every site-packages folder of this Python (the environment's and the base
+    interpreter's), and those the sandbox's packages are in."""
+    base = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_prefix})
+    folders = [*site.getsitepackages(), base["purelib"], base["platlib"]]
+    folders += [folder for folder, _ in packages]
+    folders += glob.glob("/usr/lib/python3*/*-packages") + glob.glob(
+        "/usr/local/lib/python3*/*-packages"
+    )
+    return sorted({os.path.realpath(f) for f in folders if os.path.isdir(f)})
+
+
+def _interpreter() -> list[str]:
+    """What the interpreter needs, besides the system's libraries: its prefixes (for a
+    virtual environment only its ``pyvenv.cfg`` and ``bin``), and its executable."""
+    paths = [os.path.realpath(sys.executable)]
+    for prefix in sorted({os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}):
+        if os.path.isfile(os.path.join(prefix, "pyvenv.cfg")):
+            paths += [os.path.join(prefix, "pyvenv.cfg"), os.path.join(prefix, "bin")]
+        elif not prefix.startswith("/usr"):
+            paths.append(prefix)
+    return paths
+
+
+def command(runtime: Path, limits: Limits, *, sandboxed: bool, gpu: bool) -> list:
     """The command line that starts the harness (inside bubblewrap when ``sandboxed``)."""
+    packages = sandbox_packages()
+    searched = {os.path.realpath(folder) for folder in site.getsitepackages()}
+    search = sorted({folder for folder, _ in packages} - searched)
     limits_json = json.dumps({
         "cpu_seconds": limits.cpu_seconds,
         "memory_bytes": limits.memory_bytes,
         "output_bytes": limits.output_bytes,
         "threads": 64 + 4 * limits.threads if sandboxed else None,  # RLIMIT_NPROC, per userns
+        "path": search,  # folders of the sandbox's packages that Python does not search itself
     })  # fmt: skip
     python = [sys.executable, "-I", "-B"]  # the venv's own link: it finds pyvenv.cfg
     if not sandboxed:
         return [*python, str(runtime / "harness.py"), limits_json]
     args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
-            "--new-session", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--clearenv",
-            "--ro-bind", "/usr", "/usr"]  # fmt: skip
+            "--new-session", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            "--clearenv"]  # fmt: skip
+    # The fresh /tmp first: a Python environment that lives under /tmp (a CI checkout, say)
+    # is bound on top of it below, instead of being hidden by it.
+    for mount in ("/tmp", "/sandbox"):
+        args += ["--size", str(limits.tmpfs_bytes), "--tmpfs", mount]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
         if os.path.islink(top):
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
-    args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    # The fresh /tmp first: a Python environment that lives under /tmp (a CI checkout, say)
-    # is bound on top of it below, instead of being hidden by it.
-    for mount in ("/tmp", "/sandbox"):
-        args += ["--size", str(limits.tmpfs_bytes), "--tmpfs", mount]
-    roots = _python_roots(course)
-    for root in roots:
-        args += ["--ro-bind", root, root]
-    for folder in hidden_data():
+    for folder in ("/usr/lib", "/usr/lib32", "/usr/lib64", "/etc/ld.so.cache"):
+        args += ["--ro-bind-try", folder, folder]
+    libraries = os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)
+    for path in [*_interpreter(), *(p for p in libraries if os.path.isabs(p))]:
+        args += ["--ro-bind-try", path, path]
+    for folder in _site_folders(packages):  # emptied, then only the sandbox's packages
         args += ["--size", "4096", "--tmpfs", folder]
-    installed = str(Path(__file__).resolve().parents[1])  # this vislearn, if inside a root
-    if any(installed.startswith(root + os.sep) for root in roots):
-        args += ["--ro-bind", str(runtime / "lib" / "vislearn"), installed]
+    for folder, entry in packages:
+        path = os.path.join(folder, entry)
+        args += ["--ro-bind", path, path]
     args += ["--ro-bind", str(runtime), "/grader", "--proc", "/proc", "--dev", "/dev"]
     if gpu:
         for device in sorted(glob.glob("/dev/nvidia*")):
@@ -179,6 +218,23 @@ def command(runtime: Path, limits: Limits, *, sandboxed: bool, gpu: bool, course
     return [*args, "--", *python, "/grader/harness.py", limits_json]
 
 
+def unseen_examples() -> list[str]:
+    """Files of this environment that the sandbox must not show: one of each installed
+    package outside its set (the grader's own, and those that bundle data sets)."""
+    shown = _distributions()
+    examples = []
+    for name in ("nbgrader", "distributed", "scikit-learn", "scikit-image", "matplotlib", "pip"):
+        if name in shown:
+            continue
+        try:
+            files = importlib.metadata.distribution(name).files or ()
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        paths = (str(f.locate()) for f in files if Path(f).parts[0] != "..")
+        examples += [next((p for p in paths if os.path.isfile(p)), None)] if files else []
+    return [path for path in examples if path]
+
+
 def self_test(argv: list[str], course: Path) -> list[str]:
     """What the sandbox started by ``argv`` (a :func:`command`) lets through that it should
     not: an empty list when it is sound."""
@@ -188,7 +244,7 @@ def self_test(argv: list[str], course: Path) -> list[str]:
     argv += [str(course.resolve() / name) for name in ("solutions", "submitted", "gradebook.db")]
     argv += [str(package.parents[1] / "solutions"), str(package / "attention.py"),
              str(package / "softmax.py")]  # fmt: skip
-    argv += [str(next(Path(f).iterdir())) for f in hidden_data() if any(Path(f).iterdir())]
+    argv += unseen_examples()
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     try:
         report = json.loads(result.stdout)

@@ -99,7 +99,7 @@ def _sandbox(limits: Limits, sandboxed: bool, gpu: bool, course: str) -> tuple[s
             f"worker on {_host()} refuses to grade: {problem} "
             "(apt-get install bubblewrap on every worker)"
         )
-    argv = command(_runtime(), limits, sandboxed=sandboxed, gpu=gpu, course=Path(course))
+    argv = command(_runtime(), limits, sandboxed=sandboxed, gpu=gpu)
     if sandboxed and (leaks := self_test(argv, Path(course))):
         raise SandboxUnavailable(
             f"worker on {_host()} refuses to grade: its sandbox is not sound ({', '.join(leaks)})"
@@ -129,5 +129,6 @@ def grade(job: Job) -> dict:
             notebook.write_bytes(job.notebook)
         task = Task(spec=job.spec, student=job.student,
                     notebook=None if notebook is None else str(notebook), found=job.found,
-                    seed=job.seed, limits=limits, argv=argv, sandboxed=job.sandboxed)  # fmt: skip
+                    seed=job.seed, limits=limits, argv=argv, sandboxed=job.sandboxed,
+                    course=job.course)  # fmt: skip
         return grade_safely(task)
