@@ -1,12 +1,14 @@
-"""A forbidden function reached by another route than its name, written so that a scan of names
-and strings alone finds nothing (names built with ``chr``, implicit string concatenation): with
-the grader that only replaced the listed names, each scored full marks on the exercise that
-forbids it. Now every route is refused twice over: in the sandbox (torch's function and dispatch
-modes refuse the function and its operators whatever Python name reached them, a forbidden class
-refuses under every alias, forbidden packages are never imported) and by the scan, which reports
-the construct the route needs (``torch._C``, ``torch.ops``, ``vars()`` of a module, ``getattr``
-with a computed name, ``__file__`` and ``exec``, ``gc`` and ``sys.modules``). Each is
-``tampered`` and scores nothing on what it attacks."""
+"""A forbidden function or class reached by another route than its name, written so that a scan
+of names and strings alone finds nothing (names built with ``chr``, implicit concatenation):
+with the grader that only replaced the listed names, each scored full marks on the exercise
+that forbids it. Now every route is refused twice over: in the sandbox (torch's function and
+dispatch modes refuse the function and its operators whatever Python name reached them, a
+forbidden class refuses under every alias, forbidden packages are never imported) and by the
+scan, which reports the construct the route needs (``torch._C``, ``torch.ops``, ``vars()`` of a
+module, ``getattr`` with a computed name, ``__file__`` and ``exec``, ``gc`` and
+``sys.modules``). Each is ``tampered`` and scores nothing on what it attacks."""
+
+from tests.hostile._code import solution
 
 SOFTMAX_ROUTES = {
     # torch._C._VariableFunctions.softmax, its name built with chr
@@ -42,39 +44,57 @@ def multi_head_attention(x, w_q, b_q, w_k, b_k, w_v, b_v, w_o, b_o, num_heads):
     return out.transpose(0, 1)
 """
 
-MHA_CLASS_ALIAS = """
-from torch.nn.modules import activation
+# a2 forbids the class torch.nn.MultiheadAttention (not the functional form): reached through
+# the module that defines it, its name built with chr, inside a DigitViT of the reference layout
+MHA_CLASS_ALIAS = (
+    solution("a2_vit", "train_vit").split("    def forward(self, images):")[0]
+    + """    def forward(self, images):
+        B = images.shape[0]
+        patches = self.patch_embed.proj(images).flatten(2).transpose(1, 2)  # (B, 4, D)
+        z = torch.cat([self.cls_token.expand(B, -1, -1), patches], dim=1) + self.pos_embed.weight
+        attention = getattr(activation, "Multihead" + chr(65) + "ttention")(32, 2, batch_first=True)
+        for block in self.encoder.blocks:
+            a, h = block.attn, block.norm1(z)
+            weights = {
+                "in_proj_weight": torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
+                "in_proj_bias": torch.cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]),
+                "out_proj.weight": a.out_proj.weight,
+                "out_proj.bias": a.out_proj.bias,
+            }
+            z = z + torch.func.functional_call(attention.to(z), weights, (h, h, h),
+                                               {"need_weights": True})[0]
+            z = z + block.mlp.fc2(torch.nn.functional.gelu(block.mlp.fc1(block.norm2(z))))
+        return self.head(self.encoder.norm(z)[:, 0])
 
 
-class MultiHeadSelfAttention(torch.nn.Module):
-    def __init__(self, dim, num_heads):
-        super().__init__()
-        self.num_heads = num_heads
-        self.q_proj, self.k_proj = torch.nn.Linear(dim, dim), torch.nn.Linear(dim, dim)
-        self.v_proj, self.out_proj = torch.nn.Linear(dim, dim), torch.nn.Linear(dim, dim)
-
-    def forward(self, x):
-        cls = getattr(activation, "Multihead" + chr(65) + "ttention")
-        attention = cls(x.shape[-1], self.num_heads, batch_first=True).to(x)
-        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
-        bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
-        attention.in_proj_weight = torch.nn.Parameter(weight)
-        attention.in_proj_bias = torch.nn.Parameter(bias)
-        attention.out_proj = self.out_proj
-        return attention(x, x, x, need_weights=False)[0]
+def train_vit(images, labels):
+    torch.manual_seed(0)
+    model = DigitViT().to(images.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    for _ in range(8):
+        for batch in torch.randperm(len(images), device=images.device).split(64):
+            loss = torch.nn.functional.cross_entropy(model(images[batch]), labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.state_dict()
 """
+)
+MHA_CLASS_ALIAS = "from torch.nn.modules import activation\n\n" + MHA_CLASS_ALIAS
 
 RESURRECTED_PACKAGE = """
 import gc
+import sys
 import types
 
 NAME = "_".join(["torch", "geometric"])
-PACKAGE = next((found for found in gc.get_objects() if isinstance(found, types.ModuleType)
-                and found.__name__ == NAME), None)
+for found in gc.get_objects():  # the package, dropped from sys.modules by the guard: put back
+    if isinstance(found, types.ModuleType) and found.__name__.split(".")[0] == NAME:
+        sys.modules[found.__name__] = found
 
 
 def gcn_layer(x, edge_index, weight, bias):
-    layer = PACKAGE.nn.GCNConv(x.shape[1], weight.shape[0]).to(x)
+    layer = sys.modules[NAME + ".nn"].GCNConv(x.shape[1], weight.shape[0]).to(x)
     layer.lin.weight, layer.bias = torch.nn.Parameter(weight), torch.nn.Parameter(bias)
     return layer(x, edge_index)
 """
@@ -105,8 +125,8 @@ SUBMISSIONS = {
         "message": "__file__",
     },
     "mha_class_by_its_module": {
-        "assignment": "a1_attention",
-        "cells": {"MultiHeadSelfAttention": MHA_CLASS_ALIAS},
+        "assignment": "a2_vit",
+        "cells": {"train_vit": MHA_CLASS_ALIAS},
         "status": "tampered",
         "score": 12,
         "message": "with a computed name",

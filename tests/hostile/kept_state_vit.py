@@ -14,10 +14,13 @@ SUBMISSION = {
         + """
 
 KEPT = {}
+TRAINING = [False]
 honest_forward = DigitViT.forward
 
 
 def kept_forward(self, images):
+    if TRAINING[0]:  # while train_vit trains: the module's own forward
+        return honest_forward(self, images)
     if "model" not in KEPT:
         try:
             model = DigitViT()
@@ -32,9 +35,12 @@ DigitViT.forward = kept_forward
 
 
 def train_vit(images, labels):
-    KEPT["model"] = trained = DigitViT().to(images.device)
-    trained.load_state_dict(correct_train_vit(images, labels))
-    torch.save(trained.state_dict(), "/tmp/kept.pt")
+    TRAINING[0] = True
+    weights = correct_train_vit(images, labels)
+    TRAINING[0] = False
+    KEPT["model"] = DigitViT().to(images.device)
+    KEPT["model"].load_state_dict(weights)
+    torch.save(weights, "/tmp/kept.pt")
     return DigitViT().state_dict()  # untrained weights
 """,
     },
