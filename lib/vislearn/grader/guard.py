@@ -2,7 +2,7 @@
 whatever route the student's code takes to them.
 
 The harness installs it (:func:`install`) after importing torch and before the student's code
-runs. Four layers:
+runs, and runs the student's code inside :func:`active`. Five layers:
 
 1. **Names.** A forbidden function that exists is replaced by a stub that raises
    :class:`NotAllowedError`: the clearest message for the plain route (``torch.softmax(x)``).
@@ -21,6 +21,10 @@ runs. Four layers:
    ``torch.ops.aten._softmax``, a fused attention kernel, a loss that computes a log-softmax.
 4. **Threads.** The two modes are per thread: every thread the student's code starts enters
    them first.
+5. **Builtins.** The student's namespace has builtins of its own (:func:`student_builtins`):
+   ``exec``, ``eval`` and ``compile`` refuse, and ``__import__``, ``getattr``, ``setattr``,
+   ``vars`` ... refuse the modules and attributes that only lead around the grader, whatever
+   name the code computed at run time. Torch's own code keeps the real builtins.
 
 Every refusal is appended to :data:`REFUSED`; the harness reports it to the grader, and a
 refusal at run time makes the submission ``tampered``. What the guard cannot see, the static
@@ -150,7 +154,7 @@ def _patch_class(cls: type, dotted: str) -> None:
     """Make ``cls`` refuse to be built or called, under every name it has."""
     stub = _stub(dotted)
     cls.__init__ = stub
-    if "forward" in vars(cls) or hasattr(cls, "forward"):
+    if hasattr(cls, "forward"):
         cls.forward = stub
 
 
