@@ -26,7 +26,7 @@ LIB_SOURCES := $(shell find $(ROOT)/lib/vislearn -name '*.py')
 EXECUTION_STAMP := $(ROOT)/_build/.vislearn-stamp
 
 .PHONY: help setup book solutions-book test test-gpu lint release autograde feedback grades lab clean
-.PHONY: validate release-exchange collect return-feedback
+.PHONY: validate release-exchange collect return-feedback report
 
 help:
 	@echo "make book       build the book into _build/html (every chapter executed)"
@@ -39,6 +39,7 @@ help:
 	@echo "make grade      safe grading: students' code in a sandbox, feedback pages, the"
 	@echo "                formgrader's notebooks (ASSIGNMENT=..., STUDENT=...,"
 	@echo "                SCHEDULER=tcp://host:8786 for a Dask cluster)"
+	@echo "make report     the instructor's report on the grading into report/ (REPORT_ARGS=--anonymous)"
 	@echo "make grades     export all grades to grades.csv"
 	@echo "make release-exchange ASSIGNMENT=name  release it to the class (nbgrader exchange)"
 	@echo "make collect    collect each student's newest submission from the exchange"
@@ -143,6 +144,13 @@ collect: $(INSTALLED)
 return-feedback: $(INSTALLED)
 	cd $(COURSE) && $(BIN)/python -m vislearn.grader.feedback $(ASSIGNMENT) --course $(COURSE) \
 		$(if $(EXCHANGE),--exchange $(abspath $(EXCHANGE)))
+
+# The instructor's report (README "Running a class"): report/index.html, one page per
+# assignment; REPORT_ARGS="--anonymous" for pseudonyms, "--out DIR" elsewhere.
+REPORT_ARGS ?=
+report: $(INSTALLED)
+	cd $(COURSE) && $(BIN)/python -m vislearn.grader.report $(ASSIGNMENT) --course $(COURSE) \
+		$(REPORT_ARGS)
 
 clean:
 	rm -rf $(ROOT)/_build

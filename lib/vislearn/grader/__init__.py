@@ -24,6 +24,7 @@ Modules, one job each:
 - :mod:`~vislearn.grader.store`     what one record becomes: all of the above, in order
 - :mod:`~vislearn.grader.run`       a class on a cluster, resumable
 - :mod:`~vislearn.grader.__main__`  the command line
+- :mod:`~vislearn.grader.report`    the instructor's report on a class (``make report``)
 
 Statuses: ``graded``, ``timed out``, ``crashed``, ``tampered``, ``malformed``,
 ``missing notebook`` and ``error`` (the grader itself failed); see the README.

@@ -29,6 +29,7 @@ from nbgrader.api import (
     SubmittedNotebook,
 )
 from nbgrader.utils import parse_utc
+from sqlalchemy import func
 
 from vislearn.grader.notebook import AssignmentSpec
 
@@ -133,3 +134,39 @@ def reviews(db_url: str, course_id: str, assignment: str) -> dict[str, Review]:
             for student, cell, value in rows:
                 getattr(found.setdefault(student, Review()), into)[cell] = value
     return found
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A submission as the gradebook holds it: its score (manual points included) and the
+    student's name."""
+
+    score: float
+    first_name: str | None
+    last_name: str | None
+
+
+def entries(db_url: str, course_id: str, assignments: list[str]) -> dict[tuple[str, str], Entry]:
+    """(assignment, student) -> the gradebook's entry, for every submission of
+    ``assignments`` (one query, whatever the size of the class)."""
+    with Gradebook(db_url, course_id=course_id) as gradebook:
+        rows = (
+            gradebook.db.query(
+                Assignment.name,
+                Student.id,
+                Student.first_name,
+                Student.last_name,
+                func.sum(Grade.score),
+            )
+            .select_from(Grade)
+            .join(SubmittedNotebook, Grade.notebook_id == SubmittedNotebook.id)
+            .join(SubmittedAssignment, SubmittedNotebook.assignment_id == SubmittedAssignment.id)
+            .join(Student, SubmittedAssignment.student_id == Student.id)
+            .join(Assignment, SubmittedAssignment.assignment_id == Assignment.id)
+            .filter(Assignment.name.in_(assignments))
+            .group_by(Assignment.name, Student.id, Student.first_name, Student.last_name)
+        )
+        return {
+            (name, student): Entry(float(score or 0.0), first, last)
+            for name, student, first, last, score in rows
+        }

@@ -54,6 +54,14 @@ def stored_records(course: Course, assignment: str = "*") -> Iterator[tuple[Path
             yield path, None
 
 
+def reason(record: dict) -> str:
+    """Why a submission has its status, in one line: its notes, else its first failure."""
+    if record["notes"]:
+        return "; ".join(record["notes"])
+    failed = [cell["message"] for cell in record["cells"] if cell["points"] < cell["max_points"]]
+    return failed[0] if failed else ""
+
+
 def write_csv(course: Course) -> Path:
     """``grades.csv`` from every record under the autograded folder."""
     rows = [
