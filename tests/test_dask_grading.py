@@ -23,13 +23,14 @@ from nbgrader.api import Gradebook
 from tests.test_grader import FLAGS, ROOT
 from vislearn.grader import __main__ as cli
 
-# 20 submissions of three assignments: correct and buggy ones, and hostile ones that crash,
-# cheat, break the notebook or leave it out (statuses: see tests/hostile).
+# 12 submissions of three assignments, every status but `timed out` and `error` (which the
+# last test makes): correct and buggy ones, and hostile ones that crash, cheat, break the
+# notebook or leave it out (see tests/hostile); most of them on a0, the cheapest to grade.
 CLASS = {
-    "a0_softmax": ["alice", "bob", "carol", "dan", "erin", "os_exit", "torch_softmax",
-                   "truncated_json", "renamed_notebook", "getattr_softmax"],
-    "a3_masked": ["alice", "amir", "bea", "mae_reference_import"],
-    "a5_lifting": ["alice", "amir", "bea", "chen", "dara", "eli"],
+    "a0_softmax": ["alice", "bob", "dan", "os_exit", "torch_softmax", "truncated_json",
+                   "renamed_notebook", "getattr_softmax"],
+    "a3_masked": ["alice", "mae_reference_import"],
+    "a5_lifting": ["alice", "bea"],
 }  # fmt: skip
 STARTUP = 120  # seconds for the scheduler and a worker to come up
 

@@ -94,7 +94,8 @@ def grade(
     log: Callable[[str], None] = print,
 ) -> list[dict]:
     """Grade every submission (or those of ``students``) of each assignment on the cluster
-    at ``scheduler`` (default: a local one of ``jobs`` workers); the records."""
+    at ``scheduler`` (default: a local one of ``jobs`` workers, at most one per submission);
+    the records."""
     start = time.monotonic()
     if scheduler is None and sandboxed and (problem := bwrap_problem()):
         raise GradingRefused(
@@ -129,7 +130,8 @@ def grade(
 
     kept: list[dict] = []
     try:
-        with cluster.connect(scheduler, jobs or cores()) as client:
+        workers = max(1, min(jobs or cores(), sum(map(len, roster.values()))))
+        with cluster.connect(scheduler, workers) as client:
             machines = cluster.hosts(client)
             threads = sum(host.slots for host in machines.values())
             log(f"grading on {threads} worker thread(s) of {scheduler or 'a local cluster'}, "
