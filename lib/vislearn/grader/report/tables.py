@@ -25,8 +25,8 @@ class Code:
     text: str
 
 
-def _rows(count: int) -> str:
-    return f"{count} row" if count == 1 else f"{count} rows"
+def _rows(count: int, more: str = "") -> str:
+    return f"{count} {more}row" if count == 1 else f"{count} {more}rows"
 
 
 def _text(value: object) -> str:
@@ -81,7 +81,7 @@ class Table:
         shown = self.rows if limit is None else self.rows[:limit]
         body = "\n".join(f"<tr>{cells(row, 'td')}</tr>" for row in shown)
         more = (
-            f"<p class=more>{_rows(len(self.rows) - len(shown))} more in the CSV file.</p>"
+            f"<p class=more>{_rows(len(self.rows) - len(shown), 'more ')} in the CSV file.</p>"
             if len(shown) < len(self.rows)
             else ""
         )
