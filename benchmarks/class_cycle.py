@@ -9,11 +9,10 @@ a resubmission, a review in the formgrader and a regrade.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
 import sys
 from pathlib import Path
+
+import _record
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,16 +34,7 @@ def main() -> None:
     print(f"{'step':<{width}}  wall (s)  CPU (s)")
     for step, seconds in steps.items():
         print(f"{step:<{width}}  {seconds['wall']:8.1f}  {seconds['cpu']:7.1f}")
-    result = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": "python " + " ".join(sys.argv),
-        "cpu_cores": len(os.sched_getaffinity(0)),
-        "load_average": os.getloadavg(),
-        "students": users,
-        "steps": steps,
-    }
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    _record.write({"students": users, "steps": steps}, args.out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ the class's records written again into a fresh SQLite gradebook. A cluster grade
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -36,6 +35,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _record
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -194,19 +195,8 @@ def main() -> None:
         if result["grader"] == "safe grader, dask cluster":
             same = local[result["workers"]]["per_submission"]
             result["over_local_cluster"] = result["per_submission"] / same - 1
-    record = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "cpu_cores": len(os.sched_getaffinity(0)),
-        "assignments": args.assignments,
-        "submissions": count,
-        "writer_per_record": writer,
-        "rows": rows,
-    }
-    text = json.dumps(record, indent=2) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    _record.write({"assignments": args.assignments, "submissions": count,
+                   "writer_per_record": writer, "rows": rows}, args.out)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ writing (figures, tables, CSV files, the copies of the linked feedback pages).
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import random
 import shutil
@@ -27,6 +25,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import _record
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -212,23 +212,18 @@ def main() -> None:
         pages.write(report, Path(tmp) / "report", margin=0.02)
         writing = time.perf_counter() - start
         copies = len(list((Path(tmp) / "report" / "feedback").glob("*/*.html")))
-    result = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": "python " + " ".join(sys.argv),
-        "cpu_cores": len(os.sched_getaffinity(0)),
-        "load_average": os.getloadavg(),
-        "submissions": args.submissions,
-        "assignments": len(report.assignments),
-        "feedback_pages_copied": copies,
-        "seconds_to_make_the_class": round(setup, 1),
-        "seconds_reading": round(reading, 2),
-        "seconds_writing": round(writing, 2),
-        "seconds_total": round(reading + writing, 2),
-    }
-    text = json.dumps(result, indent=2) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    _record.write(
+        {
+            "submissions": args.submissions,
+            "assignments": len(report.assignments),
+            "feedback_pages_copied": copies,
+            "seconds_to_make_the_class": round(setup, 1),
+            "seconds_reading": round(reading, 2),
+            "seconds_writing": round(writing, 2),
+            "seconds_total": round(reading + writing, 2),
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":
