@@ -119,7 +119,7 @@ class Writer:
                 ]
             )
             statuses.append([a.name, *(counts.get(status, 0) for status in STATUSES)])
-        body = [
+        assignments = [
             "<h2>Assignments</h2>",
             Table(
                 "overview-assignments",
@@ -143,24 +143,24 @@ class Writer:
                 [[100 * s.score / a.max_score for s in a.submissions] for a in shown],
                 self.folder / "overview-scores.png",
             )
-            body.append(self.figure(boxes, "scores per assignment"))
-        body += [
-            "<h2>Statuses</h2>",
-            Table(
-                "overview-statuses",
-                ["assignment", *STATUSES],
-                statuses,
-                numeric=tuple(range(1, len(STATUSES) + 1)),
-            ).html(self.folder),
-            "<h2>Grading runs</h2>",
-            self.runs_table("overview-runs", report.runs),
-        ]
+            assignments.append(self.figure(boxes, "scores per assignment"))
         if report.unreadable:
             where = "" if report.anonymous else ": " + ", ".join(map(str, report.unreadable))
-            body.append(
+            assignments.append(
                 f"<p><strong>{len(report.unreadable)} record(s) could not be read"
                 f"</strong>{html.escape(where)}. Grade those submissions again.</p>"
             )
+        statuses_table = Table(
+            "overview-statuses",
+            ["assignment", *STATUSES],
+            statuses,
+            numeric=tuple(range(1, len(STATUSES) + 1)),
+        )
+        body = [
+            _section(assignments),
+            _section(["<h2>Statuses</h2>", statuses_table.html(self.folder)]),
+            _section(["<h2>Grading runs</h2>", self.runs_table("overview-runs", report.runs)]),
+        ]
         return self.page("index.html", f"{report.course_id}: grading report", "\n".join(body))
 
     def runs_table(self, name: str, runs: list[dict]) -> str:
@@ -225,11 +225,14 @@ class Writer:
         if not a.submissions:
             body.append("<p>No graded submission yet.</p>")
             return self.page(f"{a.name}.html", a.name, "\n".join(body))
-        body += self.scores_section(a, prefix)
-        body += self.tests_section(a, prefix)
-        body += self.failures_section(a)
-        body += self.people_section(a)
-        body += self.time_section(a, prefix)
+        sections = [
+            self.scores_section(a, prefix),
+            self.tests_section(a, prefix),
+            self.failures_section(a),
+            self.people_section(a),
+            self.time_section(a, prefix),
+        ]
+        body += [_section(parts) for parts in sections]
         return self.page(f"{a.name}.html", a.name, "\n".join(body))
 
     def scores_section(self, a: Assignment, prefix: Path) -> list[str]:
@@ -324,15 +327,14 @@ class Writer:
                 for g in found
             ]
             every += [[Code(t.grade_id), *row] for row in rows]
-            body += [
-                f"<h3><code>{html.escape(t.grade_id)}</code>: {html.escape(kinds)}</h3>",
-                Table(
-                    f"{a.name}-failures-{t.grade_id}",
-                    ["kind", "message", "submissions", "examples"],
-                    rows,
-                    numeric=(2,),
-                ).html(self.folder, limit=FAILURE_GROUPS_SHOWN),
-            ]
+            table = Table(
+                f"{a.name}-failures-{t.grade_id}",
+                ["kind", "message", "submissions", "examples"],
+                rows,
+                numeric=(2,),
+            )
+            heading = f"<h3><code>{html.escape(t.grade_id)}</code>: {html.escape(kinds)}</h3>"
+            body.append(_section([heading, table.html(self.folder, limit=FAILURE_GROUPS_SHOWN)]))
         if not every:
             body.append("<p>Every test cell scored in full in every submission.</p>")
         else:
@@ -410,6 +412,11 @@ class Writer:
             self.runs_table(f"{a.name}-runs", a.runs),
         ]
         return body
+
+
+def _section(parts: list[str]) -> str:
+    """``parts`` (a heading first) as a section of the page."""
+    return "<section>\n" + "\n".join(parts) + "\n</section>"
 
 
 def _percent(score: float, max_score: float) -> str:
