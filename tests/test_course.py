@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -132,12 +133,9 @@ def plain_class(assignment: str) -> dict[str, tuple[dict[str, str], set[str]]]:
     return {"alice": solutions} | dict(buggy[:BUGGY_PER_CLASS])
 
 
-@pytest.fixture(scope="module", params=sorted(CLASSES))
-def graded_class(request, tmp_path_factory):
-    """A copy of the course with part of a class of submissions and a malformed one,
-    autograded once."""
-    assignment = request.param
-    course = tmp_path_factory.mktemp(assignment)
+def autograde_class(assignment: str, course: Path) -> subprocess.CompletedProcess:
+    """A copy of the course at ``course`` with part of the class of ``assignment`` and a
+    malformed submission, autograded once by plain nbgrader; the `make autograde` run."""
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "solutions", course / "solutions")
     assert make("release", f"ASSIGNMENT={assignment}", course=course).returncode == 0
@@ -149,8 +147,32 @@ def graded_class(request, tmp_path_factory):
     broken.mkdir(parents=True)
     text = submission(assignment, {})
     (broken / f"{assignment}.ipynb").write_text(text[: len(text) // 2])  # truncated JSON
-    autograde = make("autograde", f"ASSIGNMENT={assignment}", course=course)
-    return assignment, course, autograde
+    return make("autograde", f"ASSIGNMENT={assignment}", course=course)
+
+
+@pytest.fixture(scope="module")
+def autograded(request, tmp_path_factory):
+    """The classes of the assignments the selected tests use, autograded two at a time (one
+    per core of the CI machine: nbgrader runs one kernel at a time): assignment -> its course
+    and the future of its run."""
+    wanted = {
+        item.callspec.params["graded_class"]
+        for item in request.session.items
+        if "graded_class" in getattr(getattr(item, "callspec", None), "params", {})
+    }
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        courses = {a: tmp_path_factory.mktemp(a) for a in sorted(wanted)}
+        yield {
+            a: (course, pool.submit(autograde_class, a, course)) for a, course in courses.items()
+        }
+
+
+@pytest.fixture(scope="module", params=sorted(CLASSES))
+def graded_class(request, autograded):
+    """A copy of the course with part of a class of submissions and a malformed one,
+    autograded once."""
+    course, run = autograded[request.param]
+    return request.param, course, run.result()
 
 
 def test_autograde_reports_the_malformed_submission_and_grades_the_rest(graded_class):
