@@ -116,6 +116,11 @@ def folder(course: Course, assignment: str, student: str) -> Path:
     return course.feedback / student / assignment
 
 
+def page(course: Course, assignment: str, student: str) -> Path:
+    """The student's feedback page on ``assignment``."""
+    return folder(course, assignment, student) / f"{assignment}.html"
+
+
 def write_feedback(course: Course, record: dict, found: tuple[str, ...] = ()) -> Path:
     """Write the page (and the exchange's files) for ``record``, whose submission holds the
     notebooks ``found``; the page's path."""
@@ -129,11 +134,10 @@ def write_feedback(course: Course, record: dict, found: tuple[str, ...] = ()) ->
             shutil.copyfile(submitted / name, target / name)
         else:
             (target / name).unlink(missing_ok=True)
-    page = render(record)
-    names = page_names(record, found)
-    for name in names:
-        (target / name).write_text(page)
-    return target / names[0]
+    text = render(record)
+    for name in page_names(record, found):
+        (target / name).write_text(text)
+    return page(course, record["assignment"], record["student"])
 
 
 def by_hand(course: Course, assignment: str) -> list[str]:
@@ -151,9 +155,9 @@ def add_reviews(course: Course, assignment: str) -> int:
     for student, review in reviewed.items():
         record = records.read_record(course, assignment, student)
         if record is not None:
-            page = render(record, review)
+            text = render(record, review)
             for path in folder(course, assignment, student).glob("*.html"):
-                path.write_text(page)
+                path.write_text(text)
     return len(reviewed)
 
 

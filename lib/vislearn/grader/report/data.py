@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vislearn.grader import records
+from vislearn.grader import feedback, records
 from vislearn.grader.course import Course
 from vislearn.grader.gradebook import Entry, entries
 from vislearn.grader.notebook import load_spec
@@ -152,7 +152,7 @@ def _submission(course: Course, record: dict, entry: Entry | None, shown: str, a
         seconds=record.get("seconds"),
         reason=hide(records.reason(record)),
         cells=cells,
-        feedback=course.feedback / student / record["assignment"] / f"{record['assignment']}.html",
+        feedback=feedback.page(course, record["assignment"], student),
     )
 
 
