@@ -26,7 +26,7 @@ LIB_SOURCES := $(shell find $(ROOT)/lib/vislearn -name '*.py')
 EXECUTION_STAMP := $(ROOT)/_build/.vislearn-stamp
 
 .PHONY: help setup book solutions-book test test-gpu lint release autograde feedback grades lab clean
-.PHONY: validate release-exchange collect return-feedback
+.PHONY: validate release-exchange collect return-feedback report
 
 help:
 	@echo "make book       build the book into _build/html (every chapter executed)"
@@ -36,14 +36,16 @@ help:
 	@echo "make lab        JupyterLab on the assignments"
 	@echo "make validate   NOTEBOOK=path: does it run and pass its visible tests?"
 	@echo "make release    regenerate assignments/ from solutions/ (ASSIGNMENT=... for one)"
-	@echo "make autograde  autograde every submission in submitted/ (ASSIGNMENT=...)"
-	@echo "make feedback   generate feedback for autograded submissions (ASSIGNMENT=...)"
-	@echo "make grades     export all grades to grades.csv"
-	@echo "make grade      safe grading: students' code in a sandbox (ASSIGNMENT=..., STUDENT=...,"
+	@echo "make grade      safe grading: students' code in a sandbox, feedback pages, the"
+	@echo "                formgrader's notebooks (ASSIGNMENT=..., STUDENT=...,"
 	@echo "                SCHEDULER=tcp://host:8786 for a Dask cluster)"
+	@echo "make report     the instructor's report on the grading into report/ (REPORT_ARGS=--anonymous)"
+	@echo "make grades     export all grades to grades.csv"
 	@echo "make release-exchange ASSIGNMENT=name  release it to the class (nbgrader exchange)"
 	@echo "make collect    collect each student's newest submission from the exchange"
-	@echo "make return-feedback  put the generated feedback in the exchange for students"
+	@echo "make return-feedback  put the safe grader's feedback in the exchange for students"
+	@echo "make autograde  UNSAFE: plain nbgrader autograde (the students' code judges itself)"
+	@echo "make feedback   UNSAFE: plain nbgrader feedback (shows students the hidden tests)"
 	@echo "make test-gpu   the device-parametrised tests and the attention benchmark"
 
 $(INSTALLED): $(ROOT)/requirements.txt $(ROOT)/lib/pyproject.toml
@@ -96,11 +98,21 @@ validate: $(INSTALLED)
 release: $(INSTALLED)
 	for a in $(ASSIGNMENT); do $(NBGRADER) generate_assignment $$a --force || exit 1; done
 
+# Plain nbgrader (README "For instructors"): unsafe, and refused on an assignment the safe
+# grader has graded, whose gradebook scores, autograded notebooks and feedback pages it would
+# replace (the feedback then showing the hidden tests).
+SAFELY_GRADED = if ls $(COURSE)/autograded/*/$$a/grading.json >/dev/null 2>&1; then \
+	echo "$$a is graded by the safe grader (make grade): plain nbgrader would replace its" \
+	"grades and feedback (with the hidden tests). Use make grade, or delete" \
+	"autograded/*/$$a/grading.json first." >&2; exit 2; fi
+
 autograde: $(INSTALLED)
-	for a in $(ASSIGNMENT); do $(NBGRADER) autograde $$a --force || status=1; done; exit $${status:-0}
+	for a in $(ASSIGNMENT); do $(SAFELY_GRADED); \
+		$(NBGRADER) autograde $$a --force || status=1; done; exit $${status:-0}
 
 feedback: $(INSTALLED)
-	for a in $(ASSIGNMENT); do $(NBGRADER) generate_feedback $$a --force || status=1; done; exit $${status:-0}
+	for a in $(ASSIGNMENT); do $(SAFELY_GRADED); \
+		$(NBGRADER) generate_feedback $$a --force || status=1; done; exit $${status:-0}
 
 grades: $(INSTALLED)
 	$(NBGRADER) export --to grades.csv
@@ -127,8 +139,18 @@ release-exchange: $(INSTALLED)
 collect: $(INSTALLED)
 	for a in $(ASSIGNMENT); do $(NBGRADER) collect $$a --update $(EXCHANGE_ROOT) || exit 1; done
 
+# The safe grader's feedback pages, through nbgrader's release_feedback (submissions placed
+# in submitted/ by hand, which no student could fetch, are named and left out).
 return-feedback: $(INSTALLED)
-	for a in $(ASSIGNMENT); do $(NBGRADER) release_feedback $$a $(EXCHANGE_ROOT) || exit 1; done
+	cd $(COURSE) && $(BIN)/python -m vislearn.grader.feedback $(ASSIGNMENT) --course $(COURSE) \
+		$(if $(EXCHANGE),--exchange $(abspath $(EXCHANGE)))
+
+# The instructor's report (README "Running a class"): report/index.html, one page per
+# assignment; REPORT_ARGS="--anonymous" for pseudonyms, "--out DIR" elsewhere.
+REPORT_ARGS ?=
+report: $(INSTALLED)
+	cd $(COURSE) && $(BIN)/python -m vislearn.grader.report $(ASSIGNMENT) --course $(COURSE) \
+		$(REPORT_ARGS)
 
 clean:
 	rm -rf $(ROOT)/_build

@@ -15,8 +15,8 @@ command's start to its end (start-up included):
 Besides the wall time, each safe-grader row has the seconds its workers spent grading
 (``work``, the sum of the records' times) and the ``overhead`` per submission: the wall time
 times the workers, less the work, divided by the submissions. ``writer_per_record`` is what
-the one writer spends on a record (gradebook, feedback, grading.json): the class's records
-written again into a fresh SQLite gradebook. A cluster grades no faster than
+the one writer spends on a record (gradebook, autograded notebook, feedback, grading.json):
+the class's records written again into a fresh SQLite gradebook. A cluster grades no faster than
 ``1 / writer_per_record`` submissions per second, whatever its size.
 
     python benchmarks/grading.py --out benchmarks/results/grading-cpu.json
@@ -25,7 +25,6 @@ written again into a fresh SQLite gradebook. A cluster grades no faster than
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -36,6 +35,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _record
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -131,23 +132,19 @@ class DaskCluster:
 
 def writer_seconds(course: Path, assignments: list[str]) -> float:
     """Seconds per record of the client's writes, for the records now in ``course``."""
-    from vislearn.grader import report
     from vislearn.grader.course import Course
-    from vislearn.grader.gradebook import GradebookWriter
     from vislearn.grader.notebook import load_spec
+    from vislearn.grader.store import Store
 
     loaded = Course.load(course)
     records = [json.loads(p.read_text()) for p in course.glob("autograded/*/*/grading.json")]
     (course / "gradebook.db").unlink()
-    specs = [load_spec(loaded.source_notebook(a), a) for a in assignments]
-    writer = GradebookWriter(loaded.db_url, loaded.course_id, specs)
+    store = Store(loaded, [load_spec(loaded.source_notebook(a), a) for a in assignments])
     start = time.perf_counter()
     for record in records:
-        writer.write(record)
-        report.write_feedback(loaded, record)
-        report.write_record(loaded, record)
+        store.write(record)
     seconds = time.perf_counter() - start
-    writer.close()
+    store.close()
     return seconds / len(records)
 
 
@@ -198,19 +195,8 @@ def main() -> None:
         if result["grader"] == "safe grader, dask cluster":
             same = local[result["workers"]]["per_submission"]
             result["over_local_cluster"] = result["per_submission"] / same - 1
-    record = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "cpu_cores": len(os.sched_getaffinity(0)),
-        "assignments": args.assignments,
-        "submissions": count,
-        "writer_per_record": writer,
-        "rows": rows,
-    }
-    text = json.dumps(record, indent=2) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    _record.write({"assignments": args.assignments, "submissions": count,
+                   "writer_per_record": writer, "rows": rows}, args.out)  # fmt: skip
 
 
 if __name__ == "__main__":

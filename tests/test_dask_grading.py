@@ -23,13 +23,14 @@ from nbgrader.api import Gradebook
 from tests.test_grader import FLAGS, ROOT
 from vislearn.grader import __main__ as cli
 
-# 20 submissions of three assignments: correct and buggy ones, and hostile ones that crash,
-# cheat, break the notebook or leave it out (statuses: see tests/hostile).
+# 12 submissions of three assignments, every status but `timed out` and `error` (which the
+# last test makes): correct and buggy ones, and hostile ones that crash, cheat, break the
+# notebook or leave it out (see tests/hostile); most of them on a0, the cheapest to grade.
 CLASS = {
-    "a0_softmax": ["alice", "bob", "carol", "dan", "erin", "os_exit", "torch_softmax",
-                   "truncated_json", "renamed_notebook", "getattr_softmax"],
-    "a3_masked": ["alice", "amir", "bea", "mae_reference_import"],
-    "a5_lifting": ["alice", "amir", "bea", "chen", "dara", "eli"],
+    "a0_softmax": ["alice", "bob", "dan", "os_exit", "torch_softmax", "truncated_json",
+                   "renamed_notebook", "getattr_softmax"],
+    "a3_masked": ["alice", "mae_reference_import"],
+    "a5_lifting": ["alice", "bea"],
 }  # fmt: skip
 STARTUP = 120  # seconds for the scheduler and a worker to come up
 
@@ -118,8 +119,11 @@ def grader(course: Path, *args: str) -> list[str]:
 
 
 def records(course: Path) -> dict:
+    """(assignment, student) -> the record, without the time its grading took."""
     return {
-        (path.parts[-2], path.parts[-3]): json.loads(path.read_text())
+        (path.parts[-2], path.parts[-3]): {
+            key: value for key, value in json.loads(path.read_text()).items() if key != "seconds"
+        }
         for path in course.glob("autograded/*/*/grading.json")
     }
 

@@ -1,9 +1,15 @@
-"""A class through nbgrader's exchange, end to end, with real student identities.
+"""A class through nbgrader's exchange and the safe grader, end to end, with real student
+identities.
 
 The instructor releases an assignment into an exchange directory (world-writable and sticky,
 as README "Running a class" sets it up); two students fetch it, one submits a correct notebook
-and one a wrong one; the instructor collects, grades and returns feedback; each student fetches
-their own feedback; the second student resubmits late and the new submission replaces the old.
+and one a notebook that calls a function the exercise forbids. The instructor collects and
+grades with the safe grader (``make grade``): the second submission is flagged ``tampered``.
+The instructor reviews it in nbgrader's formgrader (on its own server) and gives a point and a
+comment by hand, then returns the feedback (``make return-feedback``), which holds the review;
+each student fetches their own. The second student resubmits late, honest but with a bug: the
+new submission replaces the old, the manual point stays through the regrade, and the student
+then holds two feedback pages, one per submission.
 
 Where the tests run as root (here and in CI) each student is a Unix user created for the test,
 with a home directory of their own (mode 700), so every permission check is the kernel's. The
@@ -15,9 +21,11 @@ with the reason.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import pwd
+import re
 import resource
 import secrets
 import shutil
@@ -27,6 +35,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +43,23 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
+from tests.formgrader import Formgrader
+from tests.hostile import SUBMISSIONS
 from tests.submissions import CLASSES
 from tests.test_course import cell_points, make, secret_lines, submission
+from tests.test_grader import FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE_ID = "transformers-and-beyond"  # nbgrader_config.py's c.CourseDirectory.course_id
 ASSIGNMENT = "a0_softmax"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 RIGHT, WRONG = "alice", "bob"  # two submissions of tests/submissions/a0_softmax.py
+FORBIDDEN = SUBMISSIONS["torch_softmax"]  # Bob's first submission: Tensor.softmax, forbidden
+MANUAL_CELL, MANUAL_POINTS = "test_softmax_visible", 1.0  # what the instructor gives by hand
+COMMENT = "Tensor.softmax is not allowed here: <one point> for the idea."
+# The safe grader's limits of tests/test_grader.py, on one worker; without bubblewrap the
+# trusted submissions of this class run unsandboxed (the sandbox is tested there).
+GRADE_ARGS = " ".join([*FLAGS, "--jobs", "1", *([] if shutil.which("bwrap") else ["--no-sandbox"])])
 
 # Students run nbgrader from the course's packages, with an interpreter they may execute: the
 # virtual environment's, or else (when that one links to a Python behind a directory other
@@ -123,6 +141,7 @@ class Class:
     fetched: dict[str, dict[str, str]] = field(default_factory=dict)
     returned: dict[str, str] = field(default_factory=dict)  # the instructor's reports
     inbound: dict[str, str] = field(default_factory=dict)  # submission folder -> its owner
+    review: dict = field(default_factory=dict)  # what the formgrader showed and holds
 
     def output(self, step: str) -> str:
         return self.log[step].stdout + self.log[step].stderr
@@ -139,10 +158,14 @@ class Class:
         yield
         self.timings[step] = (time.perf_counter() - wall, cpu() - used)
 
-    def instructor(self, step: str, target: str) -> None:
+    def instructor(self, step: str, target: str, *args: str) -> None:
         """A Makefile target on the course, as the instructor (the user running the tests)."""
         result = make(
-            target, f"ASSIGNMENT={ASSIGNMENT}", f"EXCHANGE={self.exchange}", course=self.course
+            target,
+            f"ASSIGNMENT={ASSIGNMENT}",
+            f"EXCHANGE={self.exchange}",
+            *args,
+            course=self.course,
         )
         self.log[step] = result
         assert result.returncode == 0, f"make {target}:\n{result.stdout}\n{result.stderr}"
@@ -157,10 +180,15 @@ class Class:
             assert result.returncode == 0, f"{step}:\n{result.stdout}\n{result.stderr}"
         return result
 
-    def work_on(self, student: Student, as_student: str) -> None:
-        """The student completes the fetched notebook like ``as_student`` of tests/submissions."""
+    def grade(self, step: str) -> None:
+        """``make grade``: the safe grader, as the instructor."""
+        self.instructor(step, "grade", f"GRADE_ARGS={GRADE_ARGS}")
+
+    def work_on(self, student: Student, cells: dict[str, str]) -> None:
+        """The student completes the fetched notebook with ``cells`` (grade id -> source)
+        and the instructor's solutions elsewhere."""
         path = student.work / NOTEBOOK
-        path.write_text(submission(ASSIGNMENT, CLASSES[ASSIGNMENT][as_student][0]))
+        path.write_text(submission(ASSIGNMENT, cells))
         if student.uid is not None:
             os.chown(path, student.uid, student.gid)
 
@@ -173,7 +201,7 @@ class Class:
 
     def fetch_feedback(self, when: str) -> None:
         """Each student fetches feedback; record the reports each one then holds, and the
-        instructor's report of each."""
+        instructor's report of each (the safe grader's page, where nbgrader looks for it)."""
         for role, student in self.students.items():
             report = self.course / "feedback" / student.name / ASSIGNMENT / f"{ASSIGNMENT}.html"
             self.returned[f"{role} {when}"] = report.read_text()
@@ -184,6 +212,18 @@ class Class:
             }
 
 
+def review(klass: Class) -> None:
+    """The instructor opens Bob's flagged submission in nbgrader's formgrader and gives a point
+    and a comment by hand."""
+    bob = klass.students[WRONG].name
+    with Formgrader(klass.course) as formgrader:
+        (entry,) = [e for e in formgrader.submitted(ASSIGNMENT) if e["student"] == bob]
+        klass.review["flagged"] = entry["flagged"]
+        klass.review["page"] = formgrader.submission_page(entry["id"])
+        formgrader.give(entry["id"], MANUAL_CELL, MANUAL_POINTS)
+        formgrader.comment(entry["id"], "softmax", COMMENT)
+
+
 def run_cycle(klass: Class) -> None:
     alice, bob = klass.students[RIGHT], klass.students[WRONG]
     with klass.timed("release to the exchange"):
@@ -191,8 +231,8 @@ def run_cycle(klass: Class) -> None:
     with klass.timed("fetch (2 students)"):
         for role, student in klass.students.items():
             klass.nbgrader(f"fetch {role}", student, "fetch_assignment", ASSIGNMENT)
-    klass.work_on(alice, RIGHT)
-    klass.work_on(bob, WRONG)
+    klass.work_on(alice, CLASSES[ASSIGNMENT][RIGHT][0])
+    klass.work_on(bob, FORBIDDEN["cells"])
     with klass.timed("submit (2 students)"):
         for role, student in klass.students.items():
             klass.nbgrader(f"submit {role}", student, "submit", ASSIGNMENT)
@@ -202,27 +242,30 @@ def run_cycle(klass: Class) -> None:
         p.name: pwd.getpwuid(p.stat().st_uid).pw_name
         for p in (klass.exchange / COURSE_ID / "inbound").iterdir()
     }
-    with klass.timed("autograde (2 submissions)"):
-        klass.instructor("autograde", "autograde")
+    with klass.timed("grade (2 submissions)"):
+        klass.grade("grade")
     klass.record_scores("first")
-    with klass.timed("generate feedback"):
-        klass.instructor("feedback", "feedback")
+    with klass.timed("review in the formgrader"):
+        review(klass)
+    klass.record_scores("after review")
     with klass.timed("return feedback"):
         klass.instructor("return-feedback", "return-feedback")
     with klass.timed("fetch feedback (2 students)"):
         klass.fetch_feedback("first")
 
-    # Bob fixes his notebook after the deadline and submits it again.
-    klass.work_on(bob, RIGHT)
+    # Bob resubmits after the deadline, without the forbidden function but with a bug.
+    klass.work_on(bob, CLASSES[ASSIGNMENT][WRONG][0])
     with klass.timed("resubmit"):
         klass.nbgrader("resubmit bob", bob, "submit", ASSIGNMENT)
     with klass.timed("collect the resubmission"):
         klass.instructor("collect again", "collect")
-    with klass.timed("autograde again (2 submissions)"):
-        klass.instructor("autograde again", "autograde")
+    with klass.timed("grade again (2 submissions)"):
+        klass.grade("grade again")
     klass.record_scores("after resubmission")
-    with klass.timed("generate and return feedback again"):
-        klass.instructor("feedback again", "feedback")
+    with Gradebook(f"sqlite:///{klass.course / 'gradebook.db'}", COURSE_ID) as gradebook:
+        grade = gradebook.find_grade(MANUAL_CELL, ASSIGNMENT, ASSIGNMENT, bob.name)
+        klass.review["regraded"] = grade.auto_score, grade.manual_score, grade.needs_manual_grade
+    with klass.timed("return feedback again"):
         klass.instructor("return-feedback again", "return-feedback")
     with klass.timed("fetch feedback again (2 students)"):
         klass.fetch_feedback("after resubmission")
@@ -289,9 +332,10 @@ def students_python() -> tuple[str | None, str | None]:
     )
 
 
-@pytest.fixture(scope="module")
-def klass():
-    """One class, taken through the whole cycle once; the tests below read its traces."""
+@contextmanager
+def a_class() -> Iterator[Class]:
+    """One class, taken through the whole cycle once, its traces and step times recorded
+    (benchmarks/class_cycle.py prints them); removed on exit."""
     base = Path(tempfile.mkdtemp(prefix="tb-class-"))
     users: list[str] = []
     try:
@@ -318,6 +362,13 @@ def klass():
         for name in users:
             subprocess.run(["userdel", name], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def klass():
+    """The class the tests below read the traces of."""
+    with a_class() as klass:
+        yield klass
 
 
 def test_the_exchange_has_nbgraders_permissions(klass):
@@ -351,11 +402,10 @@ def test_submissions_are_collected_under_each_students_identity(klass):
 
 
 def test_the_grades_are_those_of_the_submissions(klass):
-    points = cell_points(ASSIGNMENT)
-    lost = sum(points[cell] for cell in CLASSES[ASSIGNMENT][WRONG][1])
-    total = sum(points.values())
-    assert 0 < lost < total
-    assert klass.scores["first"] == {RIGHT: total, WRONG: total - lost}
+    total = sum(cell_points(ASSIGNMENT).values())
+    assert FORBIDDEN["score"] < total
+    assert klass.scores["first"] == {RIGHT: total, WRONG: FORBIDDEN["score"]}
+    assert klass.scores["after review"] == {RIGHT: total, WRONG: FORBIDDEN["score"] + 1}
 
 
 def test_feedback_reaches_each_student_and_no_other(klass):
@@ -365,16 +415,42 @@ def test_feedback_reaches_each_student_and_no_other(klass):
         assert len(fetched) == 1, fetched
         (reports[role],) = fetched.values()
         assert reports[role] == klass.returned[f"{role} first"]
-    assert reports[RIGHT] != reports[WRONG]
-    assert "(Score: 10.0 / 10.0)" in reports[RIGHT]
-    assert "(Score: 10.0 / 10.0)" not in reports[WRONG]
+    assert f"{ASSIGNMENT}: 10 / 10" in reports[RIGHT]
+    assert "Status: <strong>tampered</strong>" in reports[WRONG]
+    assert FORBIDDEN["message"] in reports[WRONG]
 
 
-def test_a_late_resubmission_replaces_the_earlier_one(klass):
+def test_returned_feedback_shows_no_hidden_test(klass):
+    hidden = secret_lines(klass.course / "solutions" / ASSIGNMENT / NOTEBOOK)
+    pages = [page for fetched in klass.fetched.values() for page in fetched.values()]
+    assert len(pages) == 5  # Alice 1 + 1, Bob 1 + 2
+    assert not [line for page in pages for line in hidden if line in page]
+    assert not [p for p in klass.exchange.rglob("*.html") if "BEGIN HIDDEN" in p.read_text()]
+
+
+def test_the_instructor_reviews_a_flagged_submission_in_the_formgrader(klass):
+    """The formgrader's page of Bob's flagged submission shows his code and the grader's
+    verdict; the point and the comment given there reach Bob with his feedback."""
+    assert klass.review["flagged"] is True
+    page = html.unescape(re.sub(r"<[^>]+>", "", klass.review["page"]))
+    assert "return x.softmax(dim)" in page  # Bob's code, from the autograded notebook
+    assert "status: tampered" in page and FORBIDDEN["message"] in page
+    (returned,) = klass.fetched[f"{WRONG} first"].values()
+    assert f"{ASSIGNMENT}: {FORBIDDEN['score'] + MANUAL_POINTS:g} / 10" in returned
+    assert "1 / 1 (given by your instructor; the grader gave 0)" in returned
+    assert html.escape(COMMENT) in returned and COMMENT not in returned
+
+
+def test_a_late_resubmission_replaces_the_earlier_one_and_keeps_the_manual_point(klass):
+    """The resubmission's automatic scores replace the earlier ones; the manual point stays
+    and counts, and its cell is up for review again (as nbgrader's autograder leaves it)."""
     assert "Updating submission" in klass.output("collect again")
-    total = sum(cell_points(ASSIGNMENT).values())
-    assert klass.scores["first"][WRONG] < total
-    assert klass.scores["after resubmission"] == {RIGHT: total, WRONG: total}
+    points = cell_points(ASSIGNMENT)
+    total, lost = sum(points.values()), sum(points[c] for c in CLASSES[ASSIGNMENT][WRONG][1])
+    assert MANUAL_CELL in CLASSES[ASSIGNMENT][WRONG][1]  # the bug fails the cell graded by hand
+    bob_score = total - lost + MANUAL_POINTS
+    assert klass.scores["after resubmission"] == {RIGHT: total, WRONG: bob_score}
+    assert klass.review["regraded"] == (0.0, MANUAL_POINTS, True)
     bob = klass.students[WRONG]
     collected = klass.course / "submitted" / bob.name / ASSIGNMENT / NOTEBOOK
     assert collected.read_text() == (bob.work / NOTEBOOK).read_text()
@@ -383,7 +459,8 @@ def test_a_late_resubmission_replaces_the_earlier_one(klass):
     assert len(after) == 2 and set(before) < set(after)
     (new,) = set(after) - set(before)
     assert after[new] == klass.returned[f"{WRONG} after resubmission"]
-    assert "(Score: 10.0 / 10.0)" in after[new]
+    assert "Status: <strong>graded</strong>" in after[new]
+    assert f"{ASSIGNMENT}: {bob_score:g} / {total:g}" in after[new]
     assert klass.fetched[f"{RIGHT} after resubmission"] == klass.fetched[f"{RIGHT} first"]
 
 
@@ -436,13 +513,3 @@ def test_a_submission_under_another_students_name_is_flagged_by_collect(klass):
     log = klass.output("collect the impersonation")
     assert f"claims to be submitted by {alice.name} but is owned by {bob.name}" in log
     assert "cheating attempt" in log
-
-
-def test_one_cycle_takes_under_three_minutes_of_cpu(klass):
-    """Wall-clock time depends on the machine's load: it is printed (pytest -rP), and the
-    bound is on the CPU time of the commands."""
-    width = max(map(len, klass.timings))
-    print(f"\n  {'the exchange cycle, step by step':<{width}}  wall (s)  CPU (s)")
-    for step, (wall, cpu) in klass.timings.items():
-        print(f"  {step:<{width}}  {wall:8.1f}  {cpu:7.1f}")
-    assert klass.timings["whole cycle"][1] < 180

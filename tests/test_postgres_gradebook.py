@@ -1,6 +1,7 @@
 """The gradebook on a PostgreSQL server: the safe grader writes to it, ``make grades`` exports
-from it, and a regrade replaces a score. The test starts a real server (Debian's
-``postgresql`` binaries) as an unprivileged user in a temporary folder, on 127.0.0.1."""
+from it, a regrade replaces a score, and the report and the return of feedback read scores and
+manual reviews from it. The test starts a real server (Debian's ``postgresql`` binaries) as an
+unprivileged user in a temporary folder, on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.submissions import CLASSES
 from tests.test_course import submission
 from tests.test_grader import FLAGS, ROOT, record, submit
 from vislearn.grader import __main__ as cli
+from vislearn.grader.gradebook import Review, entries, reviews
 
 BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
 COURSE_ID = "transformers-and-beyond"
@@ -111,3 +113,16 @@ def test_grades_go_to_postgresql_and_a_regrade_replaces_them(postgres, tmp_path)
     submit(course, "alice", "a0_softmax", submission("a0_softmax", buggy), {})
     grade(course, "alice")
     assert scores(postgres) == exported(course) == {"alice": first["bob"], "bob": first["bob"]}
+
+    # What the report and `make return-feedback` read: scores, names and manual reviews.
+    with Gradebook(postgres, COURSE_ID) as gradebook:
+        gradebook.find_grade(
+            "test_softmax_visible", "a0_softmax", "a0_softmax", "bob"
+        ).manual_score = 1
+        gradebook.find_comment("softmax", "a0_softmax", "a0_softmax", "bob").manual_comment = "ok"
+        gradebook.db.commit()
+    found = entries(postgres, COURSE_ID, ["a0_softmax"])
+    assert {student: entry.score for (_, student), entry in found.items()} == scores(postgres)
+    assert reviews(postgres, COURSE_ID, "a0_softmax") == {
+        "bob": Review({"test_softmax_visible": 1.0}, {"softmax": "ok"})
+    }

@@ -18,9 +18,13 @@ Modules, one job each:
 - :mod:`~vislearn.grader.cluster`   where submissions are graded: a Dask cluster, local or not
 - :mod:`~vislearn.grader.course`    the course's directories and the grading secret
 - :mod:`~vislearn.grader.gradebook` results into nbgrader's gradebook (one writer)
-- :mod:`~vislearn.grader.report`    grading.json, feedback pages and grades.csv
+- :mod:`~vislearn.grader.autograded` the autograded notebook nbgrader's formgrader shows
+- :mod:`~vislearn.grader.feedback`  the student's feedback page, as nbgrader's exchange returns it
+- :mod:`~vislearn.grader.records`   grading.json per submission, and grades.csv
+- :mod:`~vislearn.grader.store`     what one record becomes: all of the above, in order
 - :mod:`~vislearn.grader.run`       a class on a cluster, resumable
 - :mod:`~vislearn.grader.__main__`  the command line
+- :mod:`~vislearn.grader.report`    the instructor's report on a class (``make report``)
 
 Statuses: ``graded``, ``timed out``, ``crashed``, ``tampered``, ``malformed``,
 ``missing notebook`` and ``error`` (the grader itself failed); see the README.

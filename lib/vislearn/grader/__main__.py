@@ -4,9 +4,10 @@
 Grades submissions in ``submitted/<student>/<assignment>/`` of the course in ``--course``
 (default: the current directory) on a local Dask cluster of ``--jobs`` workers, or on the
 workers of the running cluster at ``--scheduler``, and records the results in the gradebook,
-``grades.csv``, ``autograded/<student>/<assignment>/grading.json`` and
-``feedback/<student>/<assignment>/grading.html``. ``--resume`` keeps the records of
-submissions graded before with the same notebook, setup and seed.
+``grades.csv``, ``autograded/<student>/<assignment>/`` (``grading.json`` and the notebook
+nbgrader's formgrader shows) and ``feedback/<student>/<assignment>/<assignment>.html``.
+``--resume`` keeps the records of submissions graded before with the same notebook, setup
+and seed.
 
 Exit status: 0 when every submission got a record (whatever its status), 1 when grading
 was refused (no usable sandbox, unknown assignment), 2 when the grader itself failed on a

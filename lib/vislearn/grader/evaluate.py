@@ -198,7 +198,7 @@ def _scored(test: TestCell, namespace: dict) -> dict:
     if not isinstance(value, float) or not math.isfinite(value):
         raise GraderError(f"test cell {test.grade_id} set no float {test.threshold.metric}")
     points = round(test.points * test.threshold.fraction(value), 2)
-    return _cell(test, points, test.threshold.describe(value))
+    return {**_cell(test, points, test.threshold.describe(value)), "measured": value}
 
 
 def _status(session: Session, hits: list) -> str:

@@ -5,17 +5,31 @@ needed and every graded cell's ``auto_score`` is set, so a new result always rep
 old one, also when the new status is a failure. The status is kept in the gradebook as the
 notebook's ``flagged`` mark (set unless the status is ``graded``) and at the start of the
 auto-comment of each solution cell, followed by the feedback of the tests of that cell's
-functions. Manual scores given in nbgrader's formgrader are left alone.
+functions. Manual scores given in nbgrader's formgrader are left alone, and, as nbgrader's
+own autograder does, a cell that has one is marked as needing a manual grade again, so that
+the formgrader shows the regraded submission for review.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbgrader.api import Grade, Gradebook, MissingEntry
+from nbgrader.api import (
+    Assignment,
+    BaseCell,
+    Comment,
+    Grade,
+    Gradebook,
+    MissingEntry,
+    Student,
+    SubmittedAssignment,
+    SubmittedNotebook,
+)
 from nbgrader.utils import parse_utc
+from sqlalchemy import func
 
 from vislearn.grader.notebook import AssignmentSpec
 
@@ -62,7 +76,7 @@ class GradebookWriter:
                 grade = Grade(cell_id=grade_cell.id, notebook=notebook)
                 gb.db.add(grade)
             grade.auto_score = cell["points"]
-            grade.needs_manual_grade = False
+            grade.needs_manual_grade = grade.manual_score is not None
         by_id = {cell["grade_id"]: cell for cell in record["cells"]}
         header = (
             f"Autograder status: {record['status']} ({record['score']:g}/{record['max_score']:g})."
@@ -84,3 +98,75 @@ class GradebookWriter:
 
     def close(self) -> None:
         self.gradebook.close()
+
+
+@dataclass(frozen=True)
+class Review:
+    """What an instructor gave a submission by hand in the formgrader: manual scores (grade
+    id -> points) and comments (solution cell -> text)."""
+
+    scores: dict[str, float] = field(default_factory=dict)
+    comments: dict[str, str] = field(default_factory=dict)
+
+
+def reviews(db_url: str, course_id: str, assignment: str) -> dict[str, Review]:
+    """student -> the review of their submission of ``assignment``, for the students who
+    have one (two queries, whatever the size of the class)."""
+    found: dict[str, Review] = {}
+    with Gradebook(db_url, course_id=course_id) as gradebook:
+        given = (
+            (Grade, Grade.manual_score, Grade.manual_score.isnot(None), "scores"),
+            (Comment, Comment.manual_comment, Comment.manual_comment != "", "comments"),
+        )
+        for model, column, condition, into in given:
+            rows = (
+                gradebook.db.query(Student.id, BaseCell.name, column)
+                .select_from(model)
+                .join(BaseCell, model.cell_id == BaseCell.id)
+                .join(SubmittedNotebook, model.notebook_id == SubmittedNotebook.id)
+                .join(
+                    SubmittedAssignment, SubmittedNotebook.assignment_id == SubmittedAssignment.id
+                )
+                .join(Student, SubmittedAssignment.student_id == Student.id)
+                .join(Assignment, SubmittedAssignment.assignment_id == Assignment.id)
+                .filter(Assignment.name == assignment, condition)
+            )
+            for student, cell, value in rows:
+                getattr(found.setdefault(student, Review()), into)[cell] = value
+    return found
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A submission as the gradebook holds it: its score (manual points included) and the
+    student's name."""
+
+    score: float
+    first_name: str | None
+    last_name: str | None
+
+
+def entries(db_url: str, course_id: str, assignments: list[str]) -> dict[tuple[str, str], Entry]:
+    """(assignment, student) -> the gradebook's entry, for every submission of
+    ``assignments`` (one query, whatever the size of the class)."""
+    with Gradebook(db_url, course_id=course_id) as gradebook:
+        rows = (
+            gradebook.db.query(
+                Assignment.name,
+                Student.id,
+                Student.first_name,
+                Student.last_name,
+                func.sum(Grade.score),
+            )
+            .select_from(Grade)
+            .join(SubmittedNotebook, Grade.notebook_id == SubmittedNotebook.id)
+            .join(SubmittedAssignment, SubmittedNotebook.assignment_id == SubmittedAssignment.id)
+            .join(Student, SubmittedAssignment.student_id == Student.id)
+            .join(Assignment, SubmittedAssignment.assignment_id == Assignment.id)
+            .filter(Assignment.name.in_(assignments))
+            .group_by(Assignment.name, Student.id, Student.first_name, Student.last_name)
+        )
+        return {
+            (name, student): Entry(float(score or 0.0), first, last)
+            for name, student, first, last, score in rows
+        }

@@ -3,8 +3,8 @@
 Each submission becomes a :class:`~vislearn.grader.worker.Job` that a worker of the cluster
 grades (:mod:`cluster`): the workers of ``--scheduler``, or a private local cluster of
 ``--jobs`` processes. Only this (client) process writes: each record goes to the gradebook,
-the feedback page and ``grading.json`` as soon as it arrives, and ``grades.csv`` is rebuilt
-at the end.
+the autograded notebook, the feedback page and ``grading.json`` as soon as it arrives
+(:mod:`store`), and at the end ``grades.csv`` is rebuilt and the run is logged.
 
 ``grading.json`` is written last, atomically, and holds the hashes of the submitted notebook
 and of the grading setup (the assignment's plan, the limits, the sandbox, the grading code and
@@ -27,12 +27,12 @@ from pathlib import Path
 import torch
 
 import vislearn
-from vislearn.grader import cluster, report
+from vislearn.grader import cluster, records
 from vislearn.grader.course import Course
 from vislearn.grader.evaluate import derive_seed
-from vislearn.grader.gradebook import GradebookWriter
 from vislearn.grader.notebook import MAX_NOTEBOOK_BYTES, AssignmentSpec, load_spec
 from vislearn.grader.sandbox import Limits, bwrap_problem
+from vislearn.grader.store import Store
 from vislearn.grader.worker import Job
 
 
@@ -92,7 +92,7 @@ def _jobs(course: Course, spec, students, limits, sandboxed) -> Iterator[Job]:
 
 def _kept(course: Course, job: Job) -> dict | None:
     """The job's record if ``resume`` may keep it."""
-    stored = report.read_record(course, job.spec.name, job.student)
+    stored = records.read_record(course, job.spec.name, job.student)
     if stored is None or stored["status"] == "error":
         return None
     matches = all(stored.get(key) == value for key, value in fingerprint(job).items())
@@ -112,7 +112,9 @@ def grade(
     log: Callable[[str], None] = print,
 ) -> list[dict]:
     """Grade every submission (or those of ``students``) of each assignment on the cluster
-    at ``scheduler`` (default: a local one of ``jobs`` workers); the records."""
+    at ``scheduler`` (default: a local one of ``jobs`` workers, at most one per submission);
+    the records."""
+    start = time.monotonic()
     if scheduler is None and sandboxed and (problem := bwrap_problem()):
         raise GradingRefused(
             f"{problem}. Install it (Debian/Ubuntu: apt-get install bubblewrap), or pass "
@@ -122,21 +124,15 @@ def grade(
     if missing:
         raise GradingRefused(f"no source notebook for {', '.join(missing)} in {course.source}")
     specs = [load_spec(course.source_notebook(a), a) for a in assignments]
+    roster = {spec.name: students or course.students(spec.name) for spec in specs}
     limits = limits or Limits()
-    records: list[dict] = []
-    writer = GradebookWriter(course.db_url, course.course_id, specs)
+    graded: list[dict] = []
+    store = Store(course, specs)
 
     def done(record: dict, job: Job) -> None:
         record.update(fingerprint(job))
-        stamp = course.submitted / record["student"] / record["assignment"] / "timestamp.txt"
-        try:
-            writer.write(record, stamp.read_text().strip() if stamp.is_file() else None)
-        except Exception as error:  # keep grading; the record says why it is not there
-            record["status"] = "error"
-            record["notes"].append(f"could not write to the gradebook: {error}")
-        report.write_feedback(course, record)
-        report.write_record(course, record)  # last: the record is what `resume` trusts
-        records.append(record)
+        store.write(record, job.found)
+        graded.append(record)
         log(
             f"{record['assignment']:<14} {record['student']:<24} {record['status']:<16} "
             f"{record['score']:g}/{record['max_score']:g}  ({record['seconds']:.1f} s)"
@@ -144,8 +140,7 @@ def grade(
 
     def todo() -> Iterator[Job]:
         for spec in specs:
-            for job in _jobs(course, spec, students or course.students(spec.name), limits,
-                             sandboxed):  # fmt: skip
+            for job in _jobs(course, spec, roster[spec.name], limits, sandboxed):
                 if resume and (record := _kept(course, job)) is not None:
                     kept.append(record)
                 else:
@@ -153,18 +148,22 @@ def grade(
 
     kept: list[dict] = []
     try:
-        with cluster.connect(scheduler, jobs or cores()) as client:
+        workers = max(1, min(jobs or cores(), sum(map(len, roster.values()))))
+        with cluster.connect(scheduler, workers) as client:
             machines = cluster.hosts(client)
-            start = time.monotonic()
-            log(f"grading on {sum(host.slots for host in machines.values())} worker thread(s) "
-                f"of {scheduler or 'a local cluster'}, "
+            threads = sum(host.slots for host in machines.values())
+            log(f"grading on {threads} worker thread(s) of {scheduler or 'a local cluster'}, "
                 f"{'in bubblewrap sandboxes' if sandboxed else 'WITHOUT a sandbox'}")  # fmt: skip
             cluster.grade_all(client, todo(), machines, done)
-            log(f"graded {len(records)} submission(s) in {time.monotonic() - start:.1f} s"
+            seconds = time.monotonic() - start
+            log(f"graded {len(graded)} submission(s) in {seconds:.1f} s"
                 + (f", kept {len(kept)} graded before" if resume else ""))  # fmt: skip
+            store.log_run({"assignments": assignments, "graded": len(graded), "kept": len(kept),
+                           "seconds": round(seconds, 1), "worker_threads": threads,
+                           "cluster": scheduler or "local", "sandboxed": sandboxed})  # fmt: skip
     except cluster.WorkerRefused as refusal:
         raise GradingRefused(str(refusal)) from None
     finally:
-        writer.close()
-    report.write_csv(course)
-    return records + kept
+        store.close()
+    records.write_csv(course)
+    return graded + kept
