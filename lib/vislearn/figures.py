@@ -63,15 +63,23 @@ def smallest_text_px(figure, dpi: float) -> float:
 
 
 def figure_png(figure, dpi: float = BOOK_DPI) -> bytes | None:
-    """``figure`` as PNG bytes at ``dpi``, cropped to its content, recording its smallest
-    text's height in pixels; None for an empty figure (as IPython's own formatter)."""
+    """``figure`` as PNG bytes at ``dpi``, cropped to its content and at most the column's
+    width, recording its smallest text's height in pixels; None for an empty figure (as
+    IPython's own formatter)."""
+    from PIL import Image
+
     if not figure.axes and not figure.texts:
         return None
     fit_to_column(figure, dpi)
-    smallest = smallest_text_px(figure, dpi)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight",
-                   metadata={TEXT_SIZE_KEY: f"{smallest:.2f}"})  # fmt: skip
+    for _ in range(3):  # text outside the axes can make the cropped image wider: shrink
+        smallest = smallest_text_px(figure, dpi)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight",
+                       metadata={TEXT_SIZE_KEY: f"{smallest:.2f}"})  # fmt: skip
+        width = Image.open(io.BytesIO(buffer.getvalue())).size[0]
+        if width <= COLUMN_PX:
+            break
+        figure.set_size_inches(figure.get_size_inches() * COLUMN_PX / width)
     return buffer.getvalue()
 
 
