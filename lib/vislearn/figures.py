@@ -49,9 +49,14 @@ def fit_to_column(figure, dpi: float = BOOK_DPI) -> None:
 def smallest_text_px(figure, dpi: float) -> float:
     """The height in pixels, at ``dpi``, of the smallest non-empty visible text that
     ``figure`` draws (titles, labels, tick labels, legends, annotations); 0 if none."""
+    figure.draw_without_rendering()  # places the ticks and their labels, draws no pixels
+    return _drawn_text_px(figure, dpi)
+
+
+def _drawn_text_px(figure, dpi: float) -> float:
+    """:func:`smallest_text_px` of a figure as it was last drawn."""
     from matplotlib.text import Text
 
-    figure.draw_without_rendering()  # places the ticks and their labels, draws no pixels
     sizes = [
         text.get_fontsize()
         for text in figure.findobj(Text)
@@ -66,20 +71,21 @@ def figure_png(figure, dpi: float = BOOK_DPI) -> bytes | None:
     """``figure`` as PNG bytes at ``dpi``, cropped to its content and at most the column's
     width, recording its smallest text's height in pixels; None for an empty figure (as
     IPython's own formatter)."""
-    from PIL import Image
+    import matplotlib
 
     if not figure.axes and not figure.texts:
         return None
     fit_to_column(figure, dpi)
+    padding = 2 * matplotlib.rcParams["savefig.pad_inches"]  # around the tight box
     for _ in range(3):  # text outside the axes can make the cropped image wider: shrink
-        smallest = smallest_text_px(figure, dpi)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight",
-                       metadata={TEXT_SIZE_KEY: f"{smallest:.2f}"})  # fmt: skip
-        width = Image.open(io.BytesIO(buffer.getvalue())).size[0]
+        smallest = smallest_text_px(figure, dpi)  # lays the figure out
+        width = (figure.get_tightbbox().width + padding) * dpi  # the cropped image's
         if width <= COLUMN_PX:
             break
         figure.set_size_inches(figure.get_size_inches() * COLUMN_PX / width)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight",
+                   metadata={TEXT_SIZE_KEY: f"{smallest:.2f}"})  # fmt: skip
     return buffer.getvalue()
 
 
@@ -128,9 +134,9 @@ def animation(
             draw(figure, state)
             if fit:
                 fit_to_column(figure, dpi)
-            smallest.append(smallest_text_px(figure, dpi))
             buffer = io.BytesIO()
             figure.savefig(buffer, format="png", dpi=dpi)  # every frame the same size
+            smallest.append(_drawn_text_px(figure, dpi))
             frames.append(PillowImage.open(buffer).convert("RGB"))
     finally:
         plt.close(figure)
