@@ -9,6 +9,8 @@ solution text, and the solutions site has every exercise with its solution.
 from __future__ import annotations
 
 import ast
+import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -103,7 +105,8 @@ def test_every_exercise_has_its_solution_in_the_same_order():
 
 
 @pytest.mark.parametrize("label", sorted(coding_solutions()))
-def test_the_check_passes_on_the_solution(label, capsys):
+def test_the_check_passes_on_the_solution(label, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(CHAPTER_SOLUTIONS))  # the pages import experiments.py
     imports, cell = coding_solutions()[label]
     exec(compile(imports + "\n" + cell, label, "exec"), {})
     out = capsys.readouterr().out
@@ -239,3 +242,20 @@ def test_a_check_reports_a_crash_in_one_line(capsys):
     assert exercises.check_gin_layer(lambda *args: [][1]) is False
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "IndexError" in out, out
+
+
+def test_every_experiment_of_the_benchmark_has_committed_results_for_every_seed(monkeypatch):
+    """The results that the solutions quote are those of the benchmark as it stands: the
+    same experiments, settings and seeds (rerun it when they change)."""
+    monkeypatch.syspath_prepend(str(CHAPTER_SOLUTIONS))
+    path = ROOT / "benchmarks" / "experiment_exercises.py"
+    spec = importlib.util.spec_from_file_location("experiment_exercises", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    record = json.loads(benchmark.experiments.RESULTS.read_text())
+    assert list(record["experiments"]) == list(benchmark.EXPERIMENTS)
+    for name, (settings, _) in benchmark.EXPERIMENTS.items():
+        entry = record["experiments"][name]
+        assert entry["settings"] == settings, name
+        runs = [r for metrics in entry["results"].values() for r in metrics.values()]
+        assert runs and all(len(r) == len(record["seeds"]) for r in runs), name

@@ -10,6 +10,9 @@ contains solutions.
   sphinx-exercise ``solution-start``/``solution-end`` block per exercise, in the chapter's
   order, with any shared code cells between them. The page is that file with each
   exercise, copied from the chapter, put before its solution; the build executes it.
+  ``book/solutions/experiments.py``, the experiments that the solutions run small and
+  quote at full scale (from ``benchmarks/experiment_exercises.py``), goes beside the pages,
+  which import it and show its code.
 - A page per assignment: each source notebook in ``solutions/`` is copied with nbgrader's
   ``ClearHiddenTests`` applied, the solution markers dropped and outputs cleared, then
   executed by the build so that the visible tests show their results.
@@ -94,6 +97,7 @@ def write_book(out: Path) -> None:
     chapters = [c for c in chapters if (CHAPTER_SOLUTIONS / c.name).exists()]
     for chapter in chapters:
         (out / chapter.name).write_text(chapter_page(chapter, CHAPTER_SOLUTIONS / chapter.name))
+    shutil.copy2(CHAPTER_SOLUTIONS / "experiments.py", out)
     assignments = sorted(p for p in (ROOT / "solutions").glob("*/*.ipynb"))
     for source in assignments:
         nbformat.write(solution_notebook(source), out / source.name)
