@@ -16,6 +16,9 @@ contains solutions.
 - A page per assignment: each source notebook in ``solutions/`` is copied with nbgrader's
   ``ClearHiddenTests`` applied, the solution markers dropped and outputs cleared, then
   executed by the build so that the visible tests show their results.
+
+Every page is executed afresh at every build, in parallel (``tools/execute_notebooks.py``),
+before Jupyter Book builds the site from the results.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from pathlib import Path
 import nbformat
 import yaml
 from nbgrader.preprocessors import ClearHiddenTests
+
+from tools.execute_notebooks import execute_in_parallel
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.M)
@@ -87,9 +92,9 @@ def solution_notebook(source: Path) -> nbformat.NotebookNode:
     return nb
 
 
-def write_book(out: Path) -> None:
-    """Write the chapters' and the assignments' solution pages and a book configuration into
-    ``out``."""
+def write_book(out: Path, cache: Path) -> list[Path]:
+    """Write the chapters' and the assignments' solution pages and a book configuration,
+    whose execution cache is ``cache``, into ``out``; returns the pages."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     book_toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     chapters = [ROOT / f"{entry['file']}.md" for part in book_toc["parts"]
@@ -118,7 +123,7 @@ def write_book(out: Path) -> None:
     (out / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     config["title"] = f"{config['title']}: solutions"
     config["exclude_patterns"] = ["_build"]
-    config["execute"]["execute_notebooks"] = "force"
+    config["execute"]["cache"] = str(cache)
     config["sphinx"]["config"]["chapter_notebooks"] = False
     config["bibtex_bibfiles"] = [str(ROOT / "references.bib")]
     extensions = config["sphinx"]["local_extensions"]
@@ -126,16 +131,20 @@ def write_book(out: Path) -> None:
         name: str(ROOT / path) for name, path in extensions.items()
     }
     (out / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return [out / chapter.name for chapter in chapters] + [out / p.name for p in assignments]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "solutions")
     args = parser.parse_args()
-    source = args.out / "source"
-    shutil.rmtree(source, ignore_errors=True)
+    source, cache = args.out / "source", args.out / ".jupyter_cache"
+    for folder in (source, cache):  # every page is executed afresh
+        shutil.rmtree(folder, ignore_errors=True)
     source.mkdir(parents=True)
-    write_book(source)
+    pages = write_book(source, cache)
+    config = yaml.safe_load((source / "_config.yml").read_text())
+    execute_in_parallel(pages, cache, config["execute"]["timeout"])
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     build = [str(jupyter_book), "build", str(source), "--path-output", str(args.out),
              "--warningiserror", "--keep-going"]  # fmt: skip
