@@ -63,11 +63,13 @@ $(EXECUTION_STAMP): $(LIB_SOURCES)
 	mkdir -p $(dir $@)
 	touch $@
 
+# The chapters not in the cache are executed in parallel first; the build takes them from it.
 book: $(INSTALLED) $(EXECUTION_STAMP)
+	cd $(ROOT) && $(BIN)/python -m tools.execute_notebooks
 	cd $(ROOT) && $(BIN)/jupyter-book build . --warningiserror --keep-going
 
 solutions-book: $(INSTALLED)
-	cd $(ROOT) && $(BIN)/python tools/solutions_site.py
+	cd $(ROOT) && $(BIN)/python -m tools.solutions_site
 
 test: $(INSTALLED)
 	cd $(ROOT) && $(BIN)/python -m pytest

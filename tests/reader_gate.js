@@ -1,4 +1,4 @@
-() => {
+async () => {
   // Problems a reader would see on this page, each as [section, kind, text].
   const found = [];
   const article = document.querySelector("article") || document.querySelector("[role=main]") || document.body;
@@ -67,5 +67,56 @@
     }
     for (const err of out.querySelectorAll(".stderr, .traceback")) report(err, "cell output on stderr", err.textContent);
   }
+  // 6. Figure text no smaller than the caption's: the book's PNGs record the height of
+  // their smallest text in pixels (vislearn.figures.TEXT_SIZE_KEY), scaled here by the
+  // size the page shows the image at.
+  const smallestText = async (src) => {
+    const bytes = new Uint8Array(await (await fetch(src)).arrayBuffer());
+    const view = new DataView(bytes.buffer);
+    for (let at = 8; at + 8 <= bytes.length; ) {
+      const length = view.getUint32(at);
+      const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+      if (type === "tEXt") {
+        const data = bytes.subarray(at + 8, at + 8 + length);
+        const zero = data.indexOf(0);
+        if (String.fromCharCode(...data.subarray(0, zero)) === "Smallest-text-px") {
+          return parseFloat(String.fromCharCode(...data.subarray(zero + 1)));
+        }
+      }
+      if (type === "IEND") break;
+      at += 12 + length;
+    }
+    return null;
+  };
+  for (const img of article.querySelectorAll(".cell_output img")) {
+    if (!img.complete || img.naturalWidth === 0 || !visible(img)) continue;
+    const recorded = await smallestText(img.src);
+    const figure = img.closest("figure");
+    const caption = figure?.querySelector(".caption-text") || figure?.querySelector("figcaption")
+      || img.closest(".cell_output");
+    const captionPx = parseFloat(getComputedStyle(caption).fontSize);
+    if (recorded === null) {
+      report(img, "figure without a record of its text size", img.getAttribute("alt") || img.src);
+    } else if (recorded > 0) {
+      const shown = (recorded * img.getBoundingClientRect().width) / img.naturalWidth;
+      if (shown < captionPx - 0.25) {
+        report(img, `figure text ${shown.toFixed(1)}px, smaller than the caption's ${captionPx}px`,
+               img.getAttribute("alt") || img.src);
+      }
+    }
+  }
+  // 7. Legible at page width: no code cell or printed output scrolls sideways. Folded
+  // cells (a closed <details>) are measured as they look when the reader unfolds them.
+  const folded = [...article.querySelectorAll("details:not([open])")];
+  folded.forEach((d) => { d.open = true; });
+  for (const box of article.querySelectorAll(".cell_input pre, .cell_output pre")) {
+    const overflow = box.scrollWidth - box.clientWidth;
+    if (box.clientWidth > 0 && overflow > 1) {
+      const where = box.closest(".cell_output") ? "cell output" : "code cell";
+      const longest = box.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "");
+      report(box, `${where} ${overflow}px wider than its box`, longest);
+    }
+  }
+  folded.forEach((d) => { d.open = false; });
   return found;
 }

@@ -11,6 +11,7 @@ from vislearn.attention import (
     MultiHeadAttention,
     causal_mask,
     multi_head_attention,
+    relative_position_bias,
     scaled_dot_product_attention,
     self_attention,
     sinusoidal_position_encoding,
@@ -294,3 +295,16 @@ def test_learned_position_encoding(device):
     assert_close(pos(x), x + w[:10])
     with pytest.raises(ValueError, match="257 tokens"):
         pos(torch.zeros(1, 257, 64, device=device))
+
+
+def test_relative_position_bias_depends_on_the_offset_only(device):
+    g = make_generator(0)
+    for queries, keys in [(4, 4), (3, 6), (6, 2)]:
+        table = random_tensor((2, queries + keys - 1), g, device=device)  # one per head
+        bias = relative_position_bias(table, queries, keys)  # (2, N, M)
+        assert bias.shape == (2, queries, keys) and bias.device.type == device.type
+        for n in range(queries):
+            for m in range(keys):
+                assert torch.equal(bias[:, n, m], table[:, m - n + queries - 1])
+    with pytest.raises(ValueError, match="needs 7 offsets"):
+        relative_position_bias(torch.zeros(6), 4, 4)

@@ -48,10 +48,90 @@ def test_chapters_are_executed_and_show_no_errors(built_book):
 def test_the_book_publishes_no_solutions_and_no_hidden_tests(built_book):
     assert not list(built_book.rglob("solutions")), "solutions/ was published"
     published = "\n".join(p.read_text(errors="ignore") for p in built_book.rglob("*.html"))
-    published += "\n".join(p.read_text(errors="ignore") for p in built_book.rglob("*.ipynb"))
+    # a notebook's lines, whole, less the chapters' own (public) lines: a chapter may use
+    # a common line such as `with torch.no_grad():` that a solution uses too
+    chapters = {line.strip() for p in (ROOT / "book").glob("*.md")
+                for line in p.read_text().splitlines()}  # fmt: skip
+    notebook_lines = {line.strip() for p in built_book.rglob("*.ipynb")
+                      for cell in nbformat.read(p, as_version=4).cells
+                      for line in cell.source.splitlines()} - chapters  # fmt: skip
     for notebook in SOURCE_NOTEBOOKS:
-        leaked = [line for line in secret_lines(notebook) if line in published]
+        leaked = [line for line in secret_lines(notebook)
+                  if line in published or line in notebook_lines]  # fmt: skip
         assert not leaked, f"{notebook.parent.name}: {leaked[:3]}"
+
+
+def chapter_solution_lines() -> dict[str, set[str]]:
+    """For each chapter, the distinctive lines of its exercises' solutions: lines of code and
+    lines of prose that the page shows verbatim (no markup, no quotes that Sphinx would curl),
+    at least 16 characters long and in no chapter's own source."""
+    from tools.solutions_site import CHAPTER_SOLUTIONS, SOLUTION
+
+    chapters = "\n".join(p.read_text() for p in (ROOT / "book").glob("*.md"))
+    found = {}
+    for path in sorted(CHAPTER_SOLUTIONS.glob("*.md")):
+        lines = set()
+        for block in SOLUTION.finditer(path.read_text()):
+            in_code = False
+            for line in block.group(0).splitlines():
+                if line.startswith("```"):
+                    in_code = line.startswith("```{code-cell}")
+                    continue
+                line = line.strip()
+                if line.startswith(":"):  # a directive's option (:tags:, :pyobject:)
+                    continue
+                verbatim = in_code or not re.search(r"[$`*{}\\'\"]|--|\.\.\.", line)
+                if verbatim and len(line) >= 16 and line not in chapters:
+                    lines.add(line)
+        assert lines, path
+        found[path.stem] = lines
+    return found
+
+
+def page_text(page: Path) -> str:
+    """What a reader reads on an HTML page: tags removed, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+
+
+def test_the_book_publishes_no_solution_of_the_exercises(built_book):
+    """No page, search index, source or notebook download holds a line of a solution."""
+    files = [p for p in built_book.rglob("*") if "_mathjax" not in p.parts
+             and p.suffix in {".html", ".js", ".txt", ".ipynb", ".md", ".json"}]  # fmt: skip
+    assert "searchindex.js" in {p.name for p in files}
+    published = "\n".join(p.read_text(errors="ignore") for p in files)
+    published += "\n".join(page_text(p) for p in files if p.suffix == ".html")
+    for chapter, lines in chapter_solution_lines().items():
+        leaked = [line for line in lines if line in published]
+        assert not leaked, f"{chapter}: {leaked[:3]}"
+    from tools.solutions_site import CHAPTER_SOLUTIONS
+
+    chapters = "\n".join(p.read_text() for p in (ROOT / "book").glob("*.md"))
+    experiments = (CHAPTER_SOLUTIONS / "experiments.py").read_text().splitlines()
+    leaked = [line for line in map(str.strip, experiments)
+              if len(line) >= 16 and line not in chapters and line in published]  # fmt: skip
+    assert not leaked, f"book/solutions/experiments.py: {leaked[:3]}"
+
+
+def test_every_chapter_page_offers_its_notebook_and_the_site_ships_vislearn(built_book):
+    """The download button offers the chapter as a notebook: an install cell, then exactly
+    the chapter's cells; the wheel that cell installs is on the site."""
+    import jupytext
+
+    wheels = list((built_book / "wheels").glob("vislearn-*.whl"))
+    assert len(wheels) == 1, wheels
+    for page in toc_files():
+        source = ROOT / f"{page}.md"
+        if "{code-cell}" not in source.read_text():
+            continue
+        html_text = (built_book / f"{page}.html").read_text()
+        links = re.findall(r'href="([^"]*_sources/[^"]*\.ipynb)"', html_text)
+        assert len(links) == 1, f"{page}: {links}"
+        notebook = nbformat.read((built_book / page).parent / links[0], as_version=4)
+        install, *cells = notebook.cells
+        assert wheels[0].name in install.source and "vislearn[data,book]" in install.source
+        chapter = jupytext.read(source)
+        assert [c.source for c in cells] == [c.source for c in chapter.cells], page
+        assert not any(c.get("outputs") for c in cells), page
 
 
 def test_chapters_are_committed_as_myst_notebooks_without_outputs():
@@ -113,6 +193,20 @@ def test_solutions_site_shows_solutions_and_never_hidden_tests():
         assert all(line in text for line in solution_lines if len(line) >= 16)
         hidden = secret_lines(notebook) - solution_lines
         assert hidden and not [line for line in hidden if line in text]
+    # a page per chapter: every exercise, each followed by its solution, whose code ran
+    from tools.solutions_site import CHAPTER_SOLUTIONS, chapter_exercises
+
+    for path in sorted(CHAPTER_SOLUTIONS.glob("*.md")):
+        page = (site / f"{path.stem}.html").read_text()
+        labels = list(chapter_exercises(ROOT / "book" / path.name))
+        assert [f'id="{label}"' in page for label in labels] == [True] * len(labels), path
+        solutions = re.findall(r'<div class="solution[^"]*"', page)
+        assert len(solutions) == len(labels), f"{path.stem}: {len(solutions)} solutions"
+        text = html.unescape(re.sub(r"<[^>]+>", "", page))
+        missing = [line for line in chapter_solution_lines()[path.stem] if line not in text]
+        assert not missing, f"{path.stem}: {missing[:3]}"
+        assert "✓" in text and "✗" not in text, f"{path.stem}: a solution fails its check"
+        assert "Traceback" not in text, path.stem
 
 
 def test_every_figure_has_alt_text_and_a_caption(built_book):

@@ -170,6 +170,9 @@ def test_the_reader_gate_fails_on_what_a_reader_would_see(browser, fixture_site)
         "An image that is not there": "image not loaded",
         "A training run that diverged": 'cell output shows "nan"',
         "A warning in an output": "cell output",
+        "Code that scrolls sideways": "code cell",
+        "An output that scrolls sideways": "cell output",
+        "A figure whose text is too small": "figure text",
     }
     for section, kind in expected.items():
         hits = [p for p in problems if p.startswith(f"broken.html § {section}: {kind}")]

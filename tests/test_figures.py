@@ -38,3 +38,45 @@ def test_every_state_is_one_frame_of_a_looping_png():
 def test_an_animation_needs_a_state():
     with pytest.raises(ValueError, match="at least one state"):
         animation(draw_line, [], figsize=(2, 1.5))
+
+
+def test_a_book_figure_records_the_height_of_its_smallest_text():
+    import matplotlib.pyplot as plt
+
+    from vislearn.figures import TEXT_SIZE_KEY, figure_png
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1])
+    ax.tick_params(labelsize=9)
+    ax.set_title("a title", fontsize=14)
+    png = Image.open(io.BytesIO(figure_png(fig, dpi=144)))
+    plt.close(fig)
+    assert float(png.info[TEXT_SIZE_KEY]) == pytest.approx(9 * 144 / 72)
+    empty = plt.figure()
+    assert figure_png(empty) is None
+    plt.close(empty)
+
+
+def test_an_animation_records_its_smallest_text_over_all_frames():
+    from vislearn.figures import TEXT_SIZE_KEY
+
+    def draw(figure, size):
+        figure.add_subplot().set_title("title", fontsize=size)
+
+    image = animation(draw, [12, 7, 20], figsize=(2, 1.5), dpi=72)
+    png = Image.open(io.BytesIO(image.data))
+    assert float(png.info[TEXT_SIZE_KEY]) == pytest.approx(7.0)
+
+
+def test_a_book_figure_fits_the_column_with_legible_text():
+    import matplotlib.pyplot as plt
+
+    from vislearn.figures import COLUMN_PX, SMALLEST_TEXT_PX, TEXT_SIZE_KEY, figure_png
+
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3))
+    for ax in axes:
+        ax.set_title("small", fontsize=6)
+    png = Image.open(io.BytesIO(figure_png(fig, dpi=100)))
+    plt.close(fig)
+    assert png.size[0] <= COLUMN_PX + 20  # tight cropping may add a few pixels of text
+    assert float(png.info[TEXT_SIZE_KEY]) >= SMALLEST_TEXT_PX

@@ -13,6 +13,7 @@ from vislearn.gnn import (
     GCN,
     GATLayer,
     GCNLayer,
+    GINLayer,
     gcn_dense,
     input_dropout,
     node_accuracy,
@@ -99,6 +100,26 @@ def test_gcn_layer_matches_pyg_gcnconv(device, seed):
     assert_close(ours(x, edge_index), theirs(x, edge_index))
     weight = torch.rand(edge_index.shape[1], generator=make_generator(seed)).to(device)
     assert_close(ours(x, edge_index, weight), theirs(x, edge_index, weight))
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("train_eps", [False, True])
+def test_gin_layer_matches_pyg_ginconv(device, seed, train_eps):
+    pyg = pytest.importorskip("torch_geometric.nn")
+    edge_index = random_graph(seed, 15, 40, device)  # duplicates, self-loops, isolated nodes
+    ours = GINLayer(6, 5, hidden_dim=7, eps=0.3, train_eps=train_eps).to(device)
+    theirs = pyg.GINConv(ours.nn, eps=0.3, train_eps=train_eps).to(device)  # the same MLP
+    x = random_tensor((15, 6), make_generator(seed), device=device, requires_grad=True)
+    out, expected = ours(x, edge_index), theirs(x, edge_index)
+    assert_close(out, expected)
+    upstream = random_tensor(out.shape, make_generator(seed + 1), device=device)
+    shared = [x, *ours.nn.parameters()]
+    ours_eps, theirs_eps = ([ours.eps], [theirs.eps]) if train_eps else ([], [])
+    grads = torch.autograd.grad(out, shared + ours_eps, upstream)
+    expected_grads = torch.autograd.grad(expected, shared + theirs_eps, upstream)
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        assert_close(grad, expected_grad)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
 
 
 def test_gcn_layer_cache_is_reused_and_moves_with_the_module(device):

@@ -139,6 +139,25 @@ def causal_mask(n: int, device: torch.device | str | None = None) -> torch.Tenso
     return torch.ones(n, n, dtype=torch.bool, device=device).tril()
 
 
+def relative_position_bias(table: torch.Tensor, num_queries: int, num_keys: int) -> torch.Tensor:
+    r"""The additive attention bias of a learned relative position table (Shaw et al., 2018;
+    T5): :math:`B[n, m] = b[m - n]`, one learned number per offset between key and query.
+
+    ``table`` ``(..., num_queries + num_keys - 1)`` holds the offsets
+    :math:`-(N - 1), \dots, M - 1` in that order; returns ``(..., N, M)``, to be added to the
+    logits ``q k^T / sqrt(d)`` (pass it as a floating-point ``mask``). Like a convolution's
+    weights, the bias depends only on the offset: the matrix is Toeplitz.
+    """
+    if table.shape[-1] != num_queries + num_keys - 1:
+        raise ValueError(
+            f"a table for {num_queries} queries and {num_keys} keys needs "
+            f"{num_queries + num_keys - 1} offsets, got {table.shape[-1]}"
+        )
+    query = torch.arange(num_queries, device=table.device)[:, None]  # (N, 1)
+    key = torch.arange(num_keys, device=table.device)[None, :]  # (1, M)
+    return table[..., key - query + num_queries - 1]  # (..., N, M)
+
+
 def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """``(B, N, h*d) -> (B, h, N, d)``."""
     return x.unflatten(-1, (num_heads, -1)).transpose(1, 2)

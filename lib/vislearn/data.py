@@ -92,8 +92,8 @@ class GraphData:
         return (
             f"GraphData({self.name}: {self.num_nodes} nodes, {self.num_edges} edges, "
             f"{self.num_features} features, {self.num_classes} classes, "
-            f"split {int(self.train_mask.sum())}/{int(self.val_mask.sum())}/"
-            f"{int(self.test_mask.sum())}, on {self.x.device.type})"
+            f"{int(self.train_mask.sum())}/{int(self.val_mask.sum())}/"
+            f"{int(self.test_mask.sum())} split, {self.x.device.type})"
         )
 
 

@@ -114,6 +114,43 @@ class GCNLayer(nn.Module):
         return f"cached={self.cached}"
 
 
+class GINLayer(nn.Module):
+    r"""Graph isomorphism network layer (Xu et al., ICLR 2019) on an edge list:
+
+    .. math:: \mathbf{h}'_i = \mathrm{MLP}\Big((1 + \epsilon)\,\mathbf{h}_i
+              + \sum_{j \to i} \mathbf{h}_j\Big)
+
+    a *sum* over the neighbours (no normalisation, so the degree is visible to the layer)
+    plus the node's own features weighted by :math:`1 + \epsilon`, then a two-layer MLP
+    (``in_dim -> hidden_dim -> out_dim``, ReLU). ``train_eps=True`` learns
+    :math:`\epsilon`. Parameter names as PyTorch Geometric's ``GINConv`` with that MLP.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden_dim: int | None = None,
+        eps: float = 0.0,
+        train_eps: bool = False,
+    ):
+        super().__init__()
+        hidden_dim = out_dim if hidden_dim is None else hidden_dim
+        self.nn = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim)
+        )
+        eps_value = torch.tensor([float(eps)])
+        if train_eps:
+            self.eps = nn.Parameter(eps_value)
+        else:
+            self.register_buffer("eps", eps_value)
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        source, target = edge_index  # (E,), (E,)
+        neighbours = scatter_sum(x.index_select(0, source), target, x.shape[0])  # (N, F)
+        return self.nn((1 + self.eps) * x + neighbours)  # (N, out_dim)
+
+
 # ---------------------------------------------------------------------------------------------
 # Graph attention
 # ---------------------------------------------------------------------------------------------

@@ -247,3 +247,27 @@ def random_mask(
 ) -> torch.Tensor:
     """A boolean mask (True = keep) with each entry kept with probability ``keep``."""
     return (torch.rand(tuple(shape), generator=generator) < keep).to(device)
+
+
+def report_check(name: str, check: Callable[[], str]) -> bool:
+    """Run ``check`` (it raises ``AssertionError`` saying what is wrong, or returns what it
+    verified) and print one line for a reader: ``✓ name: what was verified`` or
+    ``✗ name: what is wrong``. Returns whether it passed; never raises, so that a notebook
+    with an exercise not yet done still runs to its end.
+
+    For the exercises of the book: the checks compare the reader's code with a reference or a
+    property on random cases and say what is wrong without printing the expected values.
+    """
+    try:
+        verified = check()
+    except NotImplementedError:
+        print(f"✗ {name}: not written yet (replace `raise NotImplementedError` with your code)")
+        return False
+    except AssertionError as failure:
+        print(f"✗ {name}: {failure}")
+        return False
+    except Exception as failure:  # the reader's code crashed: say how, in one line
+        print(f"✗ {name}: your code raised {type(failure).__name__} ({failure})")
+        return False
+    print(f"✓ {name}: {verified}")
+    return True

@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> dict:
         if context.rank == 0:
             print(
                 f"MAE on {args.data}: {images.shape[0]} images {tuple(images.shape[1:])}, "
-                f"{model.num_patches} patches, mask ratio {args.mask_ratio}; "
+                f"{model.num_patches} patches, mask ratio {args.mask_ratio};\n"
                 f"{context.world_size} process(es) on {context.device}, global batch "
                 f"{args.batch_size}",
                 flush=True,
