@@ -25,6 +25,7 @@ from vislearn.grader.records import stored_records
 from vislearn.grader.report import __main__ as cli
 from vislearn.grader.report import build
 from vislearn.grader.report.failures import KINDS, kind
+from vislearn.grader.scan import Hit
 
 __all__ = ["browser"]  # the fixture, shared with tests/test_browser.py
 
@@ -152,7 +153,7 @@ def test_each_status_is_explained_by_failures_of_its_kind(course):
     expected = {
         "timed out": {"timeout"},
         "crashed": {"crash"},
-        "tampered": {"forbidden name", "protocol"},
+        "tampered": {"forbidden name", "reach-around construct", "protocol"},
     }
     for assignment in ASSIGNMENTS:
         for record in records_of(course, assignment):
@@ -174,6 +175,13 @@ def test_the_testing_helpers_messages_have_their_kinds():
         with pytest.raises(AssertionError) as failure:
             testing.assert_close(got, x, name="softmax", inputs="x of shape (2, 3)")
         assert kind(str(failure.value)) == expected, str(failure.value)
+
+
+def test_the_scans_messages_have_their_kinds():
+    forbidden = Hit("torch.softmax", "softmax", 3, "softmax")
+    reach_around = Hit("exec", "softmax", 4, "softmax", reach_around=True)
+    assert kind(f"not run: softmax {forbidden.describe()}") == "forbidden name"
+    assert kind(f"not run: softmax {reach_around.describe()}") == "reach-around construct"
 
 
 def test_threshold_exercises_near_a_threshold_need_a_person(course, tmp_path):

@@ -200,8 +200,9 @@ class Session:
         return f"{name} is not defined in your notebook" + (f" ({raised[0]})" if raised else "")
 
     def close(self) -> None:
+        """End the sandbox: killed at once, as nothing in it is the grader's to wait for."""
         if self._sandbox is not None:
-            self._sandbox.stop()
+            self._sandbox.kill()
             self._sandbox = None
 
     # --- calls ------------------------------------------------------------------------------

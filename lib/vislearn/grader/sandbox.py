@@ -334,16 +334,6 @@ class Sandbox:
             except OSError:
                 pass
 
-    def stop(self) -> None:
-        """Ask the harness to end, then make sure it has."""
-        if self.alive:
-            try:
-                self.send({"op": "stop"}, time.monotonic() + 2)
-                self.process.wait(timeout=2)
-            except (SandboxError, subprocess.TimeoutExpired):
-                pass
-        self.kill()
-
 
 def _remaining(deadline: float, what: str) -> float:
     left = deadline - time.monotonic()

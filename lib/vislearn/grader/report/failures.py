@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 # (2, 3): 4 values are off" a wrong value, not a wrong shape.
 KINDS = (
     ("forbidden name", r"not allowed in this exercise"),
+    ("reach-around construct", r"not allowed in graded code|reaches around the grader"),
     ("protocol", r"malformed data|broke the protocol"),
     ("timeout", r"did not finish within|time budget|timed out"),
     ("crash", r"ended the sandbox|exited with code|killed by sig|died"),
