@@ -136,7 +136,9 @@ def test_hostile_submissions_get_their_status_and_score(graded):
     for name, entry in SUBMISSIONS.items():
         got = record(course, entry["assignment"], name)
         status, score = ("graded", 10) if "first" in entry else (entry["status"], entry["score"])
-        if got["status"] != status or not scored(got, score):
+        if got["status"] not in (status if isinstance(status, tuple) else (status,)) or not scored(
+            got, score
+        ):
             wrong[name] = (got["status"], got["score"], got["notes"], got["cells"])
         text = json.dumps(got)
         if "first" not in entry and entry.get("message", "") not in text:

@@ -7,7 +7,8 @@ Each module defines ``SUBMISSION``, a dict with
 - ``cells``: grade id -> source replacing that cell of the released notebook, which is
   otherwise completed with the instructor's solutions (``tests.test_course.submission``);
 - ``status`` and ``score``: what the grader must report (``score`` may be a ``(low, high)``
-  range, for a training whose accuracy lies between a threshold's two ends);
+  range, for a training whose accuracy lies between a threshold's two ends; ``status`` a tuple
+  of statuses, where the machine's load decides which limit a submission reaches first);
 
 and optionally ``message`` (a text the feedback must contain), ``absent`` (texts it must not
 contain), ``files`` (file name -> text,
