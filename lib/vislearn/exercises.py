@@ -11,6 +11,7 @@ are on the solutions site (``make solutions-book``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -38,6 +39,21 @@ __all__ = [
 ]
 
 
+def _reported(name: str) -> Callable[[Callable], Callable[[Callable], bool]]:
+    """A check as the reader calls it: ``check(answer)`` returns what it verified or raises
+    ``AssertionError`` saying what is wrong; the decorated function prints that as one line
+    under ``name`` and returns whether it passed (:func:`vislearn.testing.report_check`)."""
+
+    def decorate(check: Callable[[Callable], str]) -> Callable[[Callable], bool]:
+        @functools.wraps(check, assigned=("__module__", "__name__", "__qualname__", "__doc__"))
+        def run(answer: Callable) -> bool:
+            return report_check(name, lambda: check(answer))
+
+        return run
+
+    return decorate
+
+
 def _is_close(actual: torch.Tensor, expected: torch.Tensor) -> bool:
     try:
         assert_close(actual, expected)
@@ -51,7 +67,9 @@ def _is_close(actual: torch.Tensor, expected: torch.Tensor) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _log_softmax(log_softmax: Callable) -> str:
+@_reported("log_softmax")
+def check_log_softmax(log_softmax: Callable) -> str:
+    """``log_softmax(x, dim)``: finite and exact for logits of any size."""
     g = make_generator(11)
     cases = [((4, 7), -1, 1.0), ((5, 3, 6), 1, 3.0), ((3, 8), -1, 1e4), ((6,), 0, 500.0)]
     for shape, dim, scale in cases:
@@ -64,17 +82,15 @@ def _log_softmax(log_softmax: Callable) -> str:
     return f"matches torch.log_softmax on {len(cases)} cases, logits up to 1e4 included"
 
 
-def check_log_softmax(log_softmax: Callable) -> bool:
-    """``log_softmax(x, dim)``: finite and exact for logits of any size."""
-    return report_check("log_softmax", lambda: _log_softmax(log_softmax))
-
-
 # ---------------------------------------------------------------------------------------------
 # Attention
 # ---------------------------------------------------------------------------------------------
 
 
-def _relative_position_bias(bias: Callable) -> str:
+@_reported("relative_position_bias")
+def check_relative_position_bias(bias: Callable) -> str:
+    """``bias(table, num_queries, num_keys)`` -> ``(..., N, M)`` with ``B[n, m] = table[m - n +
+    N - 1]``."""
     g = make_generator(12)
     for queries, keys, heads in [(4, 4, None), (3, 6, None), (5, 2, 3)]:
         size = queries + keys - 1
@@ -99,13 +115,10 @@ def _relative_position_bias(bias: Callable) -> str:
     return "Toeplitz, and the right offset in every entry, for 3 tables (per head too)"
 
 
-def check_relative_position_bias(bias: Callable) -> bool:
-    """``bias(table, num_queries, num_keys)`` -> ``(..., N, M)`` with ``B[n, m] = table[m - n +
-    N - 1]``."""
-    return report_check("relative_position_bias", lambda: _relative_position_bias(bias))
-
-
-def _sliding_window_mask(window_mask: Callable) -> str:
+@_reported("sliding_window_mask")
+def check_sliding_window_mask(window_mask: Callable) -> str:
+    """``window_mask(n, window)`` -> boolean ``(n, n)``: query ``t`` sees keys ``t - window + 1
+    .. t``."""
     for n, window in [(6, 1), (7, 3), (5, 5), (4, 9)]:
         case = f"n={n}, window={window}"
         mask = window_mask(n, window)
@@ -133,18 +146,15 @@ def _sliding_window_mask(window_mask: Callable) -> str:
     return "causal, and each query sees exactly the last `window` keys, for 4 sizes"
 
 
-def check_sliding_window_mask(window_mask: Callable) -> bool:
-    """``window_mask(n, window)`` -> boolean ``(n, n)``: query ``t`` sees keys ``t - window + 1
-    .. t``."""
-    return report_check("sliding_window_mask", lambda: _sliding_window_mask(window_mask))
-
-
 # ---------------------------------------------------------------------------------------------
 # Vision Transformer
 # ---------------------------------------------------------------------------------------------
 
 
-def _sincos_2d(encoding: Callable) -> str:
+@_reported("sincos_2d")
+def check_sincos_2d(encoding: Callable) -> str:
+    """``encoding(height, width, dim)`` -> ``(H*W, D)``, as
+    :func:`vislearn.attention.sinusoidal_position_encoding_2d`."""
     for height, width, dim in [(4, 4, 16), (3, 5, 8), (2, 7, 32)]:
         case = f"a {height} x {width} grid, dim={dim}"
         out = encoding(height, width, dim)
@@ -167,13 +177,10 @@ def _sincos_2d(encoding: Callable) -> str:
     return "the row in the first half of the channels, the column in the second, 3 grids"
 
 
-def check_sincos_2d(encoding: Callable) -> bool:
-    """``encoding(height, width, dim)`` -> ``(H*W, D)``, as
-    :func:`vislearn.attention.sinusoidal_position_encoding_2d`."""
-    return report_check("sincos_2d", lambda: _sincos_2d(encoding))
-
-
-def _rollout_with_discard(rollout: Callable) -> str:
+@_reported("rollout_with_discard")
+def check_rollout_with_discard(rollout: Callable) -> str:
+    """``rollout(maps, discard_ratio)`` -> ``(B, T, T)``: attention rollout that zeroes the
+    smallest ``discard_ratio`` of each fused layer's ``T x T`` weights first."""
     g = make_generator(13)
     for layers, batch, heads, tokens, ratio in [(2, 1, 2, 5, 0.0), (3, 2, 4, 7, 0.5),
                                                  (1, 3, 1, 4, 0.9)]:  # fmt: skip
@@ -195,18 +202,14 @@ def _rollout_with_discard(rollout: Callable) -> str:
     return "rows sum to one, and the right weights are dropped, for 3 stacks of maps"
 
 
-def check_rollout_with_discard(rollout: Callable) -> bool:
-    """``rollout(maps, discard_ratio)`` -> ``(B, T, T)``: attention rollout that zeroes the
-    smallest ``discard_ratio`` of each fused layer's ``T x T`` weights first."""
-    return report_check("rollout_with_discard", lambda: _rollout_with_discard(rollout))
-
-
 # ---------------------------------------------------------------------------------------------
 # Masked self-supervision
 # ---------------------------------------------------------------------------------------------
 
 
-def _norm_pix_targets(targets: Callable) -> str:
+@_reported("norm_pix_targets")
+def check_norm_pix_targets(targets: Callable) -> str:
+    """``targets(images, patch_size)`` -> ``(B, N, P*P*C)``, each patch standardised."""
     g = make_generator(14)
     for shape, patch in [((2, 1, 8, 8), 2), ((3, 3, 12, 8), 4)]:
         images = random_tensor(shape, g)
@@ -228,12 +231,10 @@ def _norm_pix_targets(targets: Callable) -> str:
     return "each patch standardised by its own mean and variance, 2 image batches"
 
 
-def check_norm_pix_targets(targets: Callable) -> bool:
-    """``targets(images, patch_size)`` -> ``(B, N, P*P*C)``, each patch standardised."""
-    return report_check("norm_pix_targets", lambda: _norm_pix_targets(targets))
-
-
-def _grid_mask(grid_mask: Callable) -> str:
+@_reported("grid_mask")
+def check_grid_mask(grid_mask: Callable) -> str:
+    """``grid_mask(grid_h, grid_w, generator)`` -> ``(grid_h * grid_w,)``, 1 = hidden, with one
+    visible patch at a random place in every 2 x 2 block (75% masked)."""
     g = make_generator(15)
     visible_at = set()
     for grid_h, grid_w in [(4, 4), (2, 6), (6, 4)] * 4:
@@ -260,12 +261,6 @@ def _grid_mask(grid_mask: Callable) -> str:
     return "one visible patch per 2 x 2 block, at a random place, on 12 masks"
 
 
-def check_grid_mask(grid_mask: Callable) -> bool:
-    """``grid_mask(grid_h, grid_w, generator)`` -> ``(grid_h * grid_w,)``, 1 = hidden, with one
-    visible patch at a random place in every 2 x 2 block (75% masked)."""
-    return report_check("grid_mask", lambda: _grid_mask(grid_mask))
-
-
 # ---------------------------------------------------------------------------------------------
 # Graphs
 # ---------------------------------------------------------------------------------------------
@@ -284,7 +279,10 @@ def _test_graphs(g: torch.Generator) -> list[tuple[str, torch.Tensor, int]]:
             ("a random graph with an isolated node", random, 7)]  # fmt: skip
 
 
-def _gin_layer(gin_layer: Callable) -> str:
+@_reported("gin_layer")
+def check_gin_layer(gin_layer: Callable) -> str:
+    """``gin_layer(x, edge_index, mlp, eps)`` -> ``mlp((1 + eps) x_i + sum_{j -> i} x_j)``,
+    as :class:`vislearn.gnn.GINLayer`."""
     g = make_generator(16)
     for (name, edge_index, n), eps in zip(_test_graphs(g), [0.0, 0.5, -0.25], strict=True):
         reference = GINLayer(5, 3, hidden_dim=6, eps=eps)
@@ -314,13 +312,10 @@ def _gin_layer(gin_layer: Callable) -> str:
     return "sums over incoming edges, (1 + eps) on the node itself, on 3 graphs"
 
 
-def check_gin_layer(gin_layer: Callable) -> bool:
-    """``gin_layer(x, edge_index, mlp, eps)`` -> ``mlp((1 + eps) x_i + sum_{j -> i} x_j)``,
-    as :class:`vislearn.gnn.GINLayer`."""
-    return report_check("gin_layer", lambda: _gin_layer(gin_layer))
-
-
-def _polynomial_filter(graph_filter: Callable) -> str:
+@_reported("polynomial_filter")
+def check_polynomial_filter(graph_filter: Callable) -> str:
+    """``graph_filter(x, edge_index, thetas)`` -> ``sum_k thetas[k] L^k x`` with ``L = D - A``
+    (row sums: out-degrees), ``x`` ``(N, F)``."""
     g = make_generator(17)
     for (name, edge_index, n), thetas in zip(
         _test_graphs(g), [[0.5, -1.0], [1.0, 0.3, -0.2], [0.0, 0.0, 0.0, 1.0]], strict=True
@@ -342,18 +337,14 @@ def _polynomial_filter(graph_filter: Callable) -> str:
     return "sum_k theta_k L^k x from the edge list, on 3 graphs (a directed one too)"
 
 
-def check_polynomial_filter(graph_filter: Callable) -> bool:
-    """``graph_filter(x, edge_index, thetas)`` -> ``sum_k thetas[k] L^k x`` with ``L = D - A``
-    (row sums: out-degrees), ``x`` ``(N, F)``."""
-    return report_check("polynomial_filter", lambda: _polynomial_filter(graph_filter))
-
-
 # ---------------------------------------------------------------------------------------------
 # Lifting
 # ---------------------------------------------------------------------------------------------
 
 
-def _fourier_features(features: Callable) -> str:
+@_reported("fourier_features")
+def check_fourier_features(features: Callable) -> str:
+    """``features(v, B)`` -> ``[cos(2 pi v B^T), sin(2 pi v B^T)]``, ``(..., 2m)``."""
     g = make_generator(18)
     for seed, (shape, m, sigma) in enumerate([((5, 2), 4, 0.5), ((3, 7, 2), 8, 2.0),
                                               ((6, 3), 5, 1.0)]):  # fmt: skip
@@ -371,12 +362,10 @@ def _fourier_features(features: Callable) -> str:
     return "[cos 2 pi B v; sin 2 pi B v] for 3 batches of points"
 
 
-def check_fourier_features(features: Callable) -> bool:
-    """``features(v, B)`` -> ``[cos(2 pi v B^T), sin(2 pi v B^T)]``, ``(..., 2m)``."""
-    return report_check("fourier_features", lambda: _fourier_features(features))
-
-
-def _rigid_mpjpe(error: Callable) -> str:
+@_reported("rigid_mpjpe")
+def check_rigid_mpjpe(error: Callable) -> str:
+    """``error(pred, target, mask)`` -> ``(B,)``: MPJPE after the best rotation and
+    translation (no scale), fitted and averaged over the observed points."""
     g = make_generator(19)
     for batch, n, missing in [(3, 8, 0.0), (4, 12, 0.3), (2, 5, 0.2)]:
         target = random_tensor((batch, n, 3), g, dtype=torch.float64)
@@ -395,9 +384,3 @@ def _rigid_mpjpe(error: Callable) -> str:
                 raise AssertionError(f"for {case}: the alignment used the unobserved points")
         assert_close(out, expected, name="MPJPE", inputs=case)
     return "rotation and translation fitted on the observed points, no scale, 3 batches"
-
-
-def check_rigid_mpjpe(error: Callable) -> bool:
-    """``error(pred, target, mask)`` -> ``(B,)``: MPJPE after the best rotation and
-    translation (no scale), fitted and averaged over the observed points."""
-    return report_check("rigid_mpjpe", lambda: _rigid_mpjpe(error))
