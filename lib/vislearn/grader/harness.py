@@ -3,26 +3,34 @@ functions on the grader's inputs and sends their outputs back as data.
 
 :mod:`vislearn.grader.sandbox` starts it (inside bubblewrap unless the instructor opted
 out) as ``python -I harness.py LIMITS_JSON``, with a copy of :mod:`protocol`, :mod:`guard`
-and the allowed ``vislearn`` modules beside it. It never sees a test, a reference output,
-the course folder, the gradebook or the grading seed (it is seeded with a value derived
-from it one way). In order, it
+and the allowed ``vislearn`` modules beside it. That process is a *zygote*: it imports
+torch once, runs no student code, and forks one sandbox per submission on the grader's
+request (:func:`serve`). Each fork (:func:`isolate`) gets namespaces of its own (user,
+mount, PID, IPC, network, UTS), fresh tmpfs ``/tmp`` and ``/sandbox``, no capabilities, and
+runs as PID 2 under an init of its own; the zygote and that init are not dumpable, so the
+student's process can neither signal nor read them. The fork never sees a test, a reference
+output, the course folder, the gradebook or the grading seed (it is seeded with a value
+derived from it one way). In order, it
 
 1. limits itself (CPU time, memory, file size, threads) and installs a seccomp filter that
-   makes ``fork``, ``vfork`` and ``clone`` of a new process fail (threads still work);
+   makes ``fork``, ``vfork`` and ``clone`` of a new process fail (threads still work), and
+   refuses namespaces, mounts and ``ptrace``;
 2. reads the ``setup`` message (the cells to run, the forbidden names, its seed);
 3. installs the :mod:`guard`: forbidden names, modules and torch operators are refused
    while the student's code runs (and while its results are packed);
 4. moves stdin to ``/dev/null`` and stdout and stderr to a capped log, keeping private
    copies of the protocol's pipes, and says ``hello``;
 5. runs the cells (errors are recorded, not fatal) and says ``ready``;
-6. answers messages until ``stop`` or end of input: ``call`` (a function of the notebook or
-   a module built before, once; with ``keep``, its autograd graph is kept for ``vjp``, the
-   gradients of that very call), ``new`` (build an ``nn.Module`` of a class the notebook
-   defines and keep it under a handle) and ``method`` (one of :data:`MODULE_METHODS` on a
-   handle). Every answer carries what the guard refused since the last one.
+6. answers messages until end of input (the grader kills it): ``call`` (a function of the
+   notebook or a module built before, once; with ``keep``, its autograd graph is kept for
+   ``vjp``, the gradients of that very call), ``new`` (build an ``nn.Module`` of a class the
+   notebook defines and keep it under a handle) and ``method`` (one of
+   :data:`MODULE_METHODS` on a handle). Every answer carries what the guard refused since
+   the last one.
 
-``python -I harness.py --self-test PATH...`` checks the sandbox instead and prints JSON:
-process creation and the network must fail, and no PATH may exist.
+A fork whose first message is ``self-test`` checks the sandbox instead (:func:`self_test`):
+process creation, the network, namespaces, mounts, the other processes and an earlier
+sandbox's files must be out of reach, and no given path may exist.
 """
 
 from __future__ import annotations
@@ -33,8 +41,11 @@ import io
 import json
 import os
 import platform
+import re
 import resource
+import select
 import signal
+import socket
 import struct
 import sys
 import types
@@ -49,13 +60,18 @@ def _seccomp_program() -> bytes:
     """A classic-BPF seccomp filter: creating a process fails with EPERM, threads are fine.
 
     ``clone`` is allowed only with ``CLONE_THREAD``; ``clone3`` answers ENOSYS so that the C
-    library falls back to ``clone``; ``fork`` and ``vfork`` are refused; any other
-    architecture than the one this filter was written for is killed.
+    library falls back to ``clone``; ``fork`` and ``vfork`` are refused, and so are the calls
+    that would leave or rebuild the sandbox (namespaces, mounts) or reach into another
+    process (``ptrace``); any other architecture than the one this filter was written for is
+    killed.
     """
     tables = {
-        "x86_64": (0xC000003E, {"clone": 56, "fork": 57, "vfork": 58}),
-        "aarch64": (0xC00000B7, {"clone": 220}),
-    }
+        "x86_64": (0xC000003E, {"clone": 56, "fork": 57, "vfork": 58, "unshare": 272,
+                                "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155,
+                                "ptrace": 101}),
+        "aarch64": (0xC00000B7, {"clone": 220, "unshare": 97, "setns": 268, "mount": 40,
+                                 "umount2": 39, "pivot_root": 41, "ptrace": 117}),
+    }  # fmt: skip
     if platform.machine() not in tables:
         raise OSError(f"no seccomp filter for the {platform.machine()} architecture")
     audit_arch, numbers = tables[platform.machine()]
@@ -66,6 +82,7 @@ def _seccomp_program() -> bytes:
         "nosys": 0x00050000 | errno.ENOSYS,
         "kill": 0x80000000,
     }
+    refused = ("fork", "vfork", "unshare", "setns", "mount", "umount2", "pivot_root", "ptrace")
     # (opcode, constant, label if true, label if false); no label: the next instruction
     program = [
         (load, 4, None, None),  # seccomp_data.arch
@@ -73,7 +90,7 @@ def _seccomp_program() -> bytes:
         (load, 0, None, None),  # seccomp_data.nr
         (jge, 0x40000000, "deny", None),  # x32 system calls
         (jeq, 435, "nosys", None),  # clone3
-        *[(jeq, numbers[name], "deny", None) for name in ("fork", "vfork") if name in numbers],
+        *[(jeq, numbers[name], "deny", None) for name in refused if name in numbers],
         (jeq, numbers["clone"], None, "allow"),
         (load, 16, None, None),  # low half of clone's flags (little-endian)
         (jset, 0x10000, "allow", "deny"),  # CLONE_THREAD
@@ -132,6 +149,164 @@ def limit_call_cpu(seconds: float) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     soft = int(used + seconds) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (soft if hard < 0 else min(soft, hard), hard))
+
+
+# --- one sandbox per submission -------------------------------------------------------------
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_LIBC.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p]  # fmt: skip
+_LIBC.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_ulong]  # fmt: skip
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_CAP_AMBIENT = 1, 4, 24, 47
+# user, mount, PID, IPC, network and UTS namespaces
+NAMESPACES = 0x10000000 | 0x00020000 | 0x20000000 | 0x08000000 | 0x40000000 | 0x04000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    0x1, 0x2, 0x4, 0x20, 0x1000, 0x4000, 0x40000)  # fmt: skip
+# Mount options a read-only remount must keep (the kernel locks them on inherited mounts).
+KEPT_OPTIONS = {"nosuid": 0x2, "nodev": 0x4, "noexec": 0x8, "noatime": 0x400,
+                "nodiratime": 0x800, "relatime": 0x200000, "strictatime": 0x1000000}  # fmt: skip
+# Where the student may write: fresh and private to each sandbox.
+PRIVATE_FOLDERS = ("/tmp", "/sandbox")
+
+
+def _checked(result: int, what: str) -> None:
+    if result != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, f"{what}: {os.strerror(number)}")
+
+
+def mounts() -> dict[str, tuple[str, str]]:
+    """Each mount point this process sees: the options and file system type of the mount
+    on top there."""
+    found = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:  # parents come before the mounts on top of them
+            fields, _, rest = line.partition(" - ")
+            point, options = fields.split()[4:6]
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), point)
+            found[point] = (options, rest.split()[0])
+    return found
+
+
+def _read_only_everywhere() -> None:
+    """Remount read-only every folder mount the sandbox's bubblewrap left writable (the
+    emptied site-packages folders, /dev): the zygote's forks share them."""
+    for point, (options, kind) in mounts().items():
+        if "rw" not in options.split(",") or kind in ("proc", "sysfs", "devpts"):
+            continue
+        if not os.path.isdir(point) or point in PRIVATE_FOLDERS:
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        flags |= sum(KEPT_OPTIONS.get(option, 0) for option in options.split(","))
+        _checked(_LIBC.mount(None, point.encode(), None, flags, None),
+                 f"remounting {point} read-only")  # fmt: skip
+
+
+def _drop_capabilities() -> None:
+    """No capability in any set, the bounding set included (nothing can be regained)."""
+    cap = 0
+    while _LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+        cap += 1
+    _checked(_LIBC.prctl(PR_CAP_AMBIENT, 4, 0, 0, 0), "clearing the ambient capabilities")
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    empty = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable; two words each
+    _checked(_LIBC.capset(ctypes.byref(Header(0x20080522, 0)), empty), "capset")
+
+
+def _exit_code(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128 + the signal's number."""
+    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def isolate(tmpfs_bytes: int) -> None:
+    """Give this freshly forked, single-threaded process a sandbox of its own, inside the
+    zygote's: new namespaces (the user's ID mapped to itself), every mount read-only but
+    fresh tmpfs ``/tmp`` and ``/sandbox``, no capabilities. Returns in the student's process,
+    PID 2 of its namespace, whose init (PID 1) waits for it and exits as it did; the process
+    the zygote forked waits for that init in turn, so the zygote sees how the student's
+    process ended."""
+    uid, gid = os.getuid(), os.getgid()
+    _checked(_LIBC.unshare(NAMESPACES), "unshare")
+    for name, text in [("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                       ("gid_map", f"{gid} {gid} 1")]:  # fmt: skip
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    _checked(_LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "making / private")
+    _read_only_everywhere()
+    for folder in PRIVATE_FOLDERS:
+        options = f"size={tmpfs_bytes},mode=0755".encode()
+        _checked(_LIBC.mount(b"tmpfs", folder.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options),
+                 f"mounting a tmpfs on {folder}")  # fmt: skip
+    _drop_capabilities()
+    os.chdir("/sandbox")
+    for _ in ("init", "student"):  # the first fork is PID 1 of the new PID namespace
+        child = os.fork()
+        if child:
+            while True:
+                pid, status = os.wait()
+                if pid == child:
+                    os._exit(_exit_code(status))
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _send(control: socket.socket, message: dict) -> None:
+    control.send(json.dumps(message).encode())
+
+
+def serve(control: socket.socket, sandboxed: bool, tmpfs_bytes: int) -> None:
+    """The zygote: fork a sandbox whenever the grader asks (``spawn``, with the sandbox's
+    stdin, stdout and stderr as file descriptors), kill one (``kill``, its whole process
+    group), and say when one ended (``ended``, with its exit code). Returns only in a fork,
+    with the sandbox's pipes as its fds 0, 1 and 2; the zygote itself exits when the grader
+    closes ``control``."""
+    zygote = os.getpid()
+    children: dict[int, int] = {}  # pidfd -> pid
+    _send(control, {"op": "hello"})
+    while True:
+        ready, _, _ = select.select([control, *children], [], [])
+        for pidfd in [fd for fd in ready if fd in children]:
+            pid = children.pop(pidfd)
+            os.close(pidfd)
+            _, status = os.waitpid(pid, 0)
+            _send(control, {"op": "ended", "pid": pid, "code": _exit_code(status)})
+        if control not in ready:
+            continue
+        data, fds, _, _ = socket.recv_fds(control, 1 << 16, 3)
+        if not data:
+            return os._exit(0)  # the grader is gone; every sandbox dies with this process
+        request = json.loads(data)
+        if request["op"] == "kill":
+            if request["pid"] in children.values():
+                os.killpg(request["pid"], signal.SIGKILL)
+            continue
+        pid = os.fork()
+        if pid == 0:
+            control.detach()  # its fd is closed below; the object must not close another
+            os.setpgid(0, 0)
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != zygote:
+                os._exit(1)
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+            if sandboxed:
+                isolate(tmpfs_bytes)
+            else:
+                os.chdir(request["workdir"])
+                os.environ["HOME"] = request["workdir"]
+            return
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass  # it did so itself, or it already ended
+        for fd in fds:
+            os.close(fd)
+        children[os.pidfd_open(pid)] = pid
+        _send(control, {"op": "spawned", "pid": pid})
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -362,11 +537,17 @@ def answer(protocol, refused: list[str], reply: dict) -> bytes:
 # --- entry points ---------------------------------------------------------------------------
 
 
+def _readable(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+        return True
+    except OSError:
+        return False
+
+
 def self_test(paths: list[str]) -> dict:
     """What the sandbox lets through: each check is False when the sandbox is sound."""
-    import socket
-
-    block_process_creation()
     report = {}
     try:
         pid = os.fork()
@@ -382,19 +563,30 @@ def self_test(paths: list[str]) -> dict:
         report["network"] = True
     except OSError:
         report["network"] = False
-    report["shares the PID namespace"] = os.getpid() > 8  # bwrap's init is 1, we are 2
+    report["shares the PID namespace"] = os.getpid() > 8  # its init is 1, the student 2
+    report["creates a user namespace"] = _LIBC.unshare(0x10000000) == 0
+    report["unmounts /tmp"] = _LIBC.umount2(b"/tmp", 2) == 0
+    me = os.readlink("/proc/self")
+    others = [p for p in os.listdir("/proc") if p.isdigit() and p != me]
+    report["reads another process"] = any(_readable(f"/proc/{p}/environ") for p in others)
+    for point, (_, kind) in mounts().items():  # the grader runs two self-tests in a row
+        if kind in ("proc", "sysfs", "devpts") or not os.path.isdir(point):
+            continue
+        marker = os.path.join(point, ".vislearn-self-test")
+        if point in PRIVATE_FOLDERS:
+            report[f"sees an earlier sandbox's {point}"] = os.path.exists(marker)
+        try:
+            open(marker, "w").close()
+        except OSError:
+            continue
+        report[f"writes to {point}"] = point not in PRIVATE_FOLDERS
     for path in paths:
         report[f"sees {path}"] = os.path.exists(path)
     return report
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--self-test"]:
-        print(json.dumps(self_test(sys.argv[2:])))
-        return
     limits = json.loads(sys.argv[1])
-    apply_limits(limits)
-    proto_in, proto_out = take_protocol_channel()
     sys.path[:0] = [HERE, os.path.join(HERE, "lib")]
     sys.path += limits.get("path") or []
     import guard
@@ -402,8 +594,17 @@ def main() -> None:
     import torch
 
     sys.path.remove(HERE)  # the harness's own modules are not the student's to import
-
+    guard.prepare()
+    _LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # no sandbox may read or trace the zygote
+    serve(socket.socket(fileno=os.dup(0)), limits["sandboxed"], limits["tmpfs_bytes"])
+    if "numpy" in sys.modules:  # not the zygote's random state, shared by every fork
+        sys.modules["numpy"].random.seed()
+    apply_limits(limits)
+    proto_in, proto_out = take_protocol_channel()
     setup = protocol.read_frame(proto_in)
+    if setup is not None and setup["op"] == "self-test":
+        protocol.write_frame(proto_out, {"op": "self-test", "report": self_test(setup["paths"])})
+        return
     if setup is None or setup["op"] != "setup":
         raise SystemExit("harness: no setup message")
     torch.set_num_threads(int(setup["threads"]))

@@ -104,7 +104,10 @@ class Session:
             raise StudentFailure(self._fatal)
         self._check_budget()
         self._starts += 1
-        self._sandbox = sandbox = Sandbox(self.argv, self.cwd)
+        try:
+            self._sandbox = sandbox = Sandbox(self.argv, self.cwd)
+        except SandboxError as error:
+            raise GraderError(f"the sandbox did not start: {error}") from None
         start = time.monotonic() + STARTUP_TIMEOUT
         try:
             sandbox.send(self.setup, start)

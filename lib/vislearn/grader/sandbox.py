@@ -1,16 +1,20 @@
 """Starting the harness in a sandbox, and talking to it with deadlines.
 
-The sandbox is a bubblewrap (``bwrap``) container: new user, PID, network, IPC and UTS
+The harness starts once per grading process, thread and setting as a *zygote* that imports
+torch and forks a fresh sandbox for each submission (:class:`Zygote`; see
+:func:`harness.serve` and :func:`harness.isolate` for what each fork gets of its own).
+
+The zygote runs in a bubblewrap (``bwrap``) container: new user, PID, network, IPC and UTS
 namespaces (no network at all), a read-only root holding only the system's libraries
 (``/usr/lib``), the Python interpreter with its standard library, the packages a submission
 may import (:data:`SANDBOX_DISTRIBUTIONS` and what they require: every other package of the
 environment, and the data sets packages bundle, are not there), and ``/grader`` (the
 harness, :mod:`protocol`, :mod:`guard` and a copy of the allowed ``vislearn`` modules, never
 the repository); fresh size-limited tmpfs for ``/tmp`` and the working directory
-``/sandbox``; GPU device files only when grading on CUDA. The harness then limits itself and
-blocks process creation (see :mod:`harness`).
+``/sandbox``; GPU device files only when grading on CUDA. Each fork then limits itself and
+blocks process creation, namespaces and mounts (see :mod:`harness`).
 
-Without bubblewrap (``--no-sandbox``) the harness runs as a plain process in a fresh temporary
+Without bubblewrap (``--no-sandbox``) each fork is a plain process in a fresh temporary
 directory with the same limits and seccomp filter, but it can read whatever the instructor's
 account can: use it only for trusted code.
 """
@@ -25,10 +29,12 @@ import select
 import shutil
 import signal
 import site
+import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,6 +58,7 @@ ALWAYS_FORBIDDEN = (
 # torch's CUDA libraries too): nothing else of the Python environment is in the sandbox.
 SANDBOX_DISTRIBUTIONS = ("torch", "numpy")
 STARTUP_TIMEOUT = 120.0  # seconds for Python and torch to start: longer is a grader problem
+SELF_TEST_TIMEOUT = 60.0
 SANDBOX_UID = 65534  # the student's code runs as "nobody" inside the sandbox
 
 
@@ -175,13 +182,16 @@ def command(runtime: Path, limits: Limits, *, sandboxed: bool, gpu: bool) -> lis
         "output_bytes": limits.output_bytes,
         "threads": 64 + 4 * limits.threads if sandboxed else None,  # RLIMIT_NPROC, per userns
         "path": search,  # folders of the sandbox's packages that Python does not search itself
+        "sandboxed": sandboxed,
+        "tmpfs_bytes": limits.tmpfs_bytes,
     })  # fmt: skip
     python = [sys.executable, "-I", "-B"]  # the venv's own link: it finds pyvenv.cfg
     if not sandboxed:
         return [*python, str(runtime / "harness.py"), limits_json]
-    args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
-            "--new-session", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-            "--clearenv"]  # fmt: skip
+    # No --disable-userns: the zygote forks each sandbox into user namespaces of its own; the
+    # student's process is refused new namespaces by its seccomp filter instead.
+    args = ["bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--clearenv"]  # fmt: skip
     # The fresh /tmp first: a Python environment that lives under /tmp (a CI checkout, say)
     # is bound on top of it below, instead of being hidden by it.
     for mount in ("/tmp", "/sandbox"):
@@ -236,44 +246,173 @@ def unseen_examples() -> list[str]:
 
 
 def self_test(argv: list[str], course: Path) -> list[str]:
-    """What the sandbox started by ``argv`` (a :func:`command`) lets through that it should
-    not: an empty list when it is sound."""
-    argv = list(argv)
-    argv[-1] = "--self-test"  # in place of the limits
+    """What the sandboxes forked by the zygote of ``argv`` (a :func:`command`) let through
+    that they should not: an empty list when they are sound. Two run in a row, so that the
+    second can tell whether anything of the first is left."""
     package = Path(__file__).resolve().parents[1]
-    argv += [str(course.resolve() / name) for name in ("solutions", "submitted", "gradebook.db")]
-    argv += [str(package.parents[1] / "solutions"), str(package / "attention.py"),
-             str(package / "softmax.py")]  # fmt: skip
-    argv += unseen_examples()
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    try:
-        report = json.loads(result.stdout)
-    except ValueError:
-        return [f"the self-test did not run: {result.stderr.strip()[-500:]}"]
-    return [check for check, leaked in report.items() if leaked]
+    paths = [str(course.resolve() / name) for name in ("solutions", "submitted", "gradebook.db")]
+    paths += [str(package.parents[1] / "solutions"), str(package / "attention.py"),
+              str(package / "softmax.py"), *unseen_examples()]  # fmt: skip
+    leaks: set[str] = set()
+    for _ in range(2):
+        deadline = time.monotonic() + SELF_TEST_TIMEOUT
+        try:
+            sandbox = Sandbox(argv, None)
+            try:
+                sandbox.send({"op": "self-test", "paths": paths}, deadline)
+                report = sandbox.receive(deadline)["report"]
+            finally:
+                sandbox.kill()
+        except (SandboxError, KeyError) as error:
+            return [f"the self-test did not run: {error}"]
+        leaks |= {check for check, leaked in report.items() if leaked}
+    return sorted(leaks)
 
 
-class Sandbox:
-    """One running harness: send it a message, wait for its answer, kill it."""
+class Zygote:
+    """The harness started by ``argv``, having imported torch, forking sandboxes on request
+    (see :func:`harness.serve`): ``spawn`` one, learn when it ended, kill it."""
 
-    def __init__(self, argv: list[str], cwd: Path | None):
-        self._stderr = tempfile.TemporaryFile()
+    def __init__(self, argv: list[str], sandboxed: bool):
+        self.argv = argv
+        self._log = tempfile.TemporaryFile()
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        home = Path(tempfile.gettempdir())
         self.process = subprocess.Popen(
             argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            cwd=cwd,
-            env=None if cwd is None else _plain_env(cwd),
+            stdin=theirs,
+            stdout=self._log,
+            stderr=self._log,
+            cwd=None if sandboxed else home,
+            env=None if sandboxed else _plain_env(home),
             start_new_session=True,
         )
-        self._in = self.process.stdin.fileno()
-        self._out = self.process.stdout.fileno()
-        os.set_blocking(self._in, False)
+        theirs.close()
+        self.ended: dict[int, int] = {}  # pid -> exit code, of the sandboxes that ended
+        self._spawned: set[int] = set()
+        try:
+            self._answer("hello", time.monotonic() + STARTUP_TIMEOUT)
+        except SandboxError as error:
+            detail = self.log_tail() or str(error)
+            self.close()
+            raise SandboxError(error.kind, f"the zygote did not start: {detail}") from None
 
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def log_tail(self) -> str:
+        self._log.seek(0, os.SEEK_END)
+        self._log.seek(max(0, self._log.tell() - 2000))
+        return self._log.read().decode("utf-8", "replace").strip()
+
+    def _next(self, deadline: float | None) -> dict:
+        """The zygote's next message (an ``ended`` one is recorded on the way); with
+        ``deadline`` None, a message only if one is pending, else ``{}``."""
+        wait = 0 if deadline is None else _remaining(deadline, "answer from the zygote")
+        if not select.select([self.control], [], [], wait)[0]:
+            return {}
+        data = self.control.recv(1 << 16)
+        if not data:  # the zygote is gone, and with it every sandbox it forked
+            self.ended.update({pid: 128 + signal.SIGKILL for pid in self._spawned})
+            raise SandboxError("infrastructure", "the zygote ended")
+        message = json.loads(data)
+        if message.get("op") == "ended":
+            self.ended[message["pid"]] = message["code"]
+            self._spawned.discard(message["pid"])
+        return message
+
+    def _answer(self, op: str, deadline: float) -> dict:
+        """The zygote's next message other than ``ended``, which must be ``op``."""
+        while (message := self._next(deadline)).get("op") in ("ended", None):
+            pass
+        if message["op"] != op:
+            raise SandboxError("infrastructure", f"the zygote said {message!r}")
+        return message
+
+    def poll(self, pid: int) -> int | None:
+        """The exit code of sandbox ``pid``, or None while it runs."""
+        try:
+            while pid not in self.ended and self._next(None):
+                pass
+        except SandboxError:
+            pass
+        return self.ended.get(pid)
+
+    def wait(self, pid: int, timeout: float) -> int | None:
+        """The exit code of sandbox ``pid``, waiting ``timeout`` seconds at most for it."""
+        deadline = time.monotonic() + timeout
+        try:
+            while pid not in self.ended:
+                self._next(deadline)
+        except SandboxError:
+            pass
+        return self.ended.get(pid)
+
+    def spawn(self, workdir: Path | None, stderr: int) -> tuple[int, int, int]:
+        """Fork a sandbox whose stdin and stdout are new pipes and whose stderr is the file
+        ``stderr``: its pid, and our ends of its stdin and stdout."""
+        stdin, to_sandbox = os.pipe()
+        from_sandbox, stdout = os.pipe()
+        try:
+            request = {"op": "spawn", "workdir": None if workdir is None else str(workdir)}
+            socket.send_fds(self.control, [json.dumps(request).encode()],
+                            [stdin, stdout, stderr])  # fmt: skip
+            reply = self._answer("spawned", time.monotonic() + STARTUP_TIMEOUT)
+        except (OSError, SandboxError) as error:
+            os.close(to_sandbox)
+            os.close(from_sandbox)
+            raise SandboxError("infrastructure", f"the zygote did not fork: {error}") from None
+        finally:
+            os.close(stdin)
+            os.close(stdout)
+        self._spawned.add(reply["pid"])
+        return reply["pid"], to_sandbox, from_sandbox
+
+    def kill(self, pid: int) -> None:
+        if pid not in self.ended:
+            self.control.send(json.dumps({"op": "kill", "pid": pid}).encode())
+            self.wait(pid, 10)
+
+    def close(self) -> None:
+        self.control.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._log.close()
+
+
+_ZYGOTES = threading.local()
+
+
+def zygote(argv: list[str], sandboxed: bool) -> Zygote:
+    """This thread's zygote for ``argv``, started on first use and again if it ended."""
+    current = getattr(_ZYGOTES, "zygote", None)
+    if current is not None and current.argv == argv and current.alive:
+        return current
+    if current is not None:
+        current.close()
+    _ZYGOTES.zygote = Zygote(argv, sandboxed)
+    return _ZYGOTES.zygote
+
+
+class Sandbox:
+    """One sandbox, forked by this thread's zygote for ``argv``: send it a message, wait for
+    its answer, kill it. ``workdir`` is the working directory of an unsandboxed harness;
+    None means inside bubblewrap."""
+
+    def __init__(self, argv: list[str], workdir: Path | None):
+        self.zygote = zygote(argv, sandboxed=workdir is None)
+        self._stderr = tempfile.TemporaryFile()
+        self.pid, self._in, self._out = self.zygote.spawn(workdir, self._stderr.fileno())
+        os.set_blocking(self._in, False)
+        self._killed = False
+
+    @property
+    def alive(self) -> bool:
+        return self.zygote.poll(self.pid) is None
 
     def send(self, message: dict, deadline: float) -> None:
         data = memoryview(protocol.pack(message))
@@ -305,12 +444,11 @@ class Sandbox:
             raise SandboxError("protocol", f"the sandbox sent malformed data ({error})") from None
 
     def how_it_ended(self) -> str:
-        try:
-            code = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        code = self.zygote.wait(self.pid, timeout=5)
+        if code is None:
             return "the sandbox closed its connection"
-        if code < 0 or code > 128:  # killed by a signal (bwrap reports 128 + signal)
-            number = -code if code < 0 else code - 128
+        if code > 128:  # killed by a signal (reported as 128 + its number)
+            number = code - 128
             name = signal.Signals(number).name if number in signal.valid_signals() else number
             hint = {"SIGXCPU": " (CPU-time limit)", "SIGKILL": " (killed: a limit was reached)"}
             return f"the sandbox process was killed by {name}{hint.get(name, '')}"
@@ -322,17 +460,13 @@ class Sandbox:
         return self._stderr.read().decode("utf-8", "replace").strip()
 
     def kill(self) -> None:
-        if self.alive:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self._stderr):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        if self._killed:
+            return
+        self._killed = True
+        self.zygote.kill(self.pid)
+        for fd in (self._in, self._out):
+            os.close(fd)
+        self._stderr.close()
 
 
 def _remaining(deadline: float, what: str) -> float:

@@ -1,0 +1,135 @@
+"""The sandboxes the zygote forks (vislearn/grader/sandbox.py, harness.py): each submission's
+sandbox is fresh, private and cannot reach the zygote, another sandbox or the grader."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from vislearn.grader import protocol
+from vislearn.grader.sandbox import (
+    Limits,
+    Sandbox,
+    SandboxError,
+    command,
+    prepare_runtime,
+    self_test,
+    zygote,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed"
+)
+
+# What a student's code tries to leave behind, and then looks for: a file in each folder a
+# sandbox could share with the next one (the private ones, /dev, the emptied site-packages).
+LEAVE = """
+import os, sys
+PLACES = ['/tmp', '/sandbox', '/dev', '/dev/shm', *[p for p in sys.path if 'packages' in p]]
+def leave():
+    written = []
+    for place in PLACES:
+        try:
+            with open(os.path.join(place, 'left_behind.py'), 'w') as f:
+                f.write('SECRET = 1')
+            written.append(place)
+        except OSError:
+            pass
+    return written
+def find():
+    return [p for p in PLACES if os.path.exists(os.path.join(p, 'left_behind.py'))]
+def spin():
+    while True:
+        pass
+"""
+
+
+@pytest.fixture(scope="module")
+def argv(tmp_path_factory) -> list[str]:
+    runtime = prepare_runtime(tmp_path_factory.mktemp("runtime"))
+    return command(runtime, Limits(), sandboxed=True, gpu=False)
+
+
+def started(argv: list[str], cells: str, workdir: Path | None = None) -> Sandbox:
+    sandbox = Sandbox(argv, workdir)
+    deadline = time.monotonic() + 60
+    sandbox.send({"op": "setup", "cells": [["cell", cells]], "forbidden": [], "seed": 1,
+                  "threads": 1, "gpu_fraction": None}, deadline)  # fmt: skip
+    assert sandbox.receive(deadline)["op"] == "hello"
+    assert sandbox.receive(deadline) == {"op": "ready", "errors": [], "refused": []}
+    return sandbox
+
+
+def called(sandbox: Sandbox, name: str, timeout: float = 30) -> object:
+    deadline = time.monotonic() + timeout
+    sandbox.send({"op": "call", "name": name, "args": protocol.encode([]),
+                  "kwargs": protocol.encode({})}, deadline)  # fmt: skip
+    reply = sandbox.receive(deadline)
+    assert reply["ok"], reply
+    return protocol.decode(reply["value"])
+
+
+def test_the_forked_sandboxes_pass_their_self_test(argv):
+    assert self_test(argv, ROOT) == []
+
+
+def test_the_self_test_names_what_an_unsandboxed_process_reaches(tmp_path):
+    """The checks can fail: without bubblewrap a fork shares the grader's PID namespace and
+    reads the grader's processes."""
+    runtime = prepare_runtime(tmp_path)
+    plain = command(runtime, Limits(), sandboxed=False, gpu=False)
+    (tmp_path / "work").mkdir()
+    sandbox = Sandbox(plain, tmp_path / "work")
+    deadline = time.monotonic() + 60
+    try:
+        sandbox.send({"op": "self-test", "paths": [str(ROOT / "solutions")]}, deadline)
+        report = sandbox.receive(deadline)["report"]
+    finally:
+        sandbox.kill()
+    assert report["shares the PID namespace"] and report["reads another process"]
+    assert report[f"sees {ROOT / 'solutions'}"]
+    assert not report["fork"], "the seccomp filter applies without bubblewrap too"
+
+
+def test_nothing_a_sandbox_writes_reaches_the_next(argv):
+    first = started(argv, LEAVE)
+    try:
+        assert set(called(first, "leave")) == {"/tmp", "/sandbox"}
+    finally:
+        first.kill()
+    second = started(argv, LEAVE)
+    try:
+        assert called(second, "find") == []
+    finally:
+        second.kill()
+
+
+def test_a_sandbox_that_never_answers_is_killed_and_the_next_one_starts(argv):
+    spinning = started(argv, LEAVE)
+    with pytest.raises(SandboxError) as timeout:
+        called(spinning, "spin", timeout=1)
+    assert timeout.value.kind == "timeout"
+    spinning.kill()
+    assert not spinning.alive
+    assert "SIGKILL" in spinning.how_it_ended()
+    after = started(argv, LEAVE)
+    try:
+        assert called(after, "find") == []
+    finally:
+        after.kill()
+
+
+def test_a_zygote_that_died_is_started_again(argv):
+    first = zygote(argv, sandboxed=True)
+    first.process.kill()
+    first.process.wait()
+    sandbox = started(argv, LEAVE)
+    try:
+        assert sandbox.zygote is not first and sandbox.zygote.alive
+    finally:
+        sandbox.kill()
