@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vislearn.grader import protocol
+from vislearn.grader import protocol, sandbox
 from vislearn.grader.sandbox import (
     Limits,
     Sandbox,
@@ -27,10 +27,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 # What a student's code tries to leave behind, and then looks for: a file in each folder a
-# sandbox could share with the next one (the private ones, /dev, the emptied site-packages).
+# sandbox could share with the next one (the private ones, /dev, every folder of sys.path).
 LEAVE = """
 import os, sys
-PLACES = ['/tmp', '/sandbox', '/dev', '/dev/shm', *[p for p in sys.path if 'packages' in p]]
+PLACES = ['/tmp', '/sandbox', '/dev', '/dev/shm', *[p for p in sys.path if os.path.isdir(p)]]
 def leave():
     written = []
     for place in PLACES:
@@ -43,6 +43,9 @@ def leave():
     return written
 def find():
     return [p for p in PLACES if os.path.exists(os.path.join(p, 'left_behind.py'))]
+def under_tmp():
+    import package_under_tmp
+    return package_under_tmp.WHERE
 def spin():
     while True:
         pass
@@ -51,12 +54,20 @@ def spin():
 
 @pytest.fixture(scope="module")
 def argv(tmp_path_factory) -> list[str]:
-    runtime = prepare_runtime(tmp_path_factory.mktemp("runtime"))
-    return command(runtime, Limits(), sandboxed=True, gpu=False)
+    """The sandbox's command, with one more package, in a folder under /tmp (as a Python
+    environment in a CI checkout under /tmp would be)."""
+    folder = tmp_path_factory.mktemp("site")
+    assert str(folder).startswith("/tmp/")
+    (folder / "package_under_tmp.py").write_text("WHERE = 'under /tmp'\n")
+    packages = [*sandbox.sandbox_packages(), (str(folder), "package_under_tmp.py")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sandbox, "sandbox_packages", lambda: packages)
+        return command(prepare_runtime(tmp_path_factory.mktemp("runtime")), Limits(),
+                       sandboxed=True, gpu=False)  # fmt: skip
 
 
 def started(argv: list[str], cells: str, workdir: Path | None = None) -> Sandbox:
-    sandbox = Sandbox(argv, workdir)
+    sandbox = Sandbox(zygote(argv, sandboxed=workdir is None), workdir)
     deadline = time.monotonic() + 60
     sandbox.send({"op": "setup", "cells": [["cell", cells]], "forbidden": [], "seed": 1,
                   "threads": 1, "gpu_fraction": None}, deadline)  # fmt: skip
@@ -84,7 +95,7 @@ def test_the_self_test_names_what_an_unsandboxed_process_reaches(tmp_path):
     runtime = prepare_runtime(tmp_path)
     plain = command(runtime, Limits(), sandboxed=False, gpu=False)
     (tmp_path / "work").mkdir()
-    sandbox = Sandbox(plain, tmp_path / "work")
+    sandbox = Sandbox(zygote(plain, sandboxed=False), tmp_path / "work")
     deadline = time.monotonic() + 60
     try:
         sandbox.send({"op": "self-test", "paths": [str(ROOT / "solutions")]}, deadline)
@@ -133,3 +144,23 @@ def test_a_zygote_that_died_is_started_again(argv):
         assert sandbox.zygote is not first and sandbox.zygote.alive
     finally:
         sandbox.kill()
+
+
+def test_a_python_environment_under_tmp_stays_in_sight(argv):
+    """The fork's fresh /tmp hides what bubblewrap bound there: it is bound again."""
+    inside = started(argv, LEAVE)
+    try:
+        assert called(inside, "under_tmp") == "under /tmp"
+        assert "/tmp" in called(inside, "leave")
+    finally:
+        inside.kill()
+
+
+def test_a_sandbox_lost_with_its_zygote_is_the_graders_fault_not_the_students(argv):
+    lost = started(argv, LEAVE)
+    lost.zygote.process.kill()
+    with pytest.raises(SandboxError) as error:
+        called(lost, "find")
+    assert error.value.kind == "infrastructure"
+    lost.kill()  # nothing left to kill, and no error
+    assert not lost.alive

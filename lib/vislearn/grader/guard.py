@@ -321,15 +321,17 @@ def install(forbidden: list[str], vislearn_modules: set[str]) -> None:
 
 
 def prepare() -> None:
-    """Import what torch's function and dispatch modes import on their first dispatch (822
-    modules, sympy among them: 1.6 s). The zygote calls it once, before it forks a sandbox,
-    with modes that refuse nothing: no student's code has run, and nothing is refused yet."""
+    """Import what torch's function and dispatch modes import on their first dispatch (1,900
+    modules, sympy among them: 1.7 s). The zygote calls it once, before it forks a sandbox,
+    with modes that refuse nothing: no student's code has run, and nothing is refused yet.
+    Forward only: a backward pass would start autograd's device threads, which a fork cannot
+    use on a GPU machine."""
     import torch
 
     with contextlib.ExitStack() as stack:
         for mode in _torch_modes({}, set(), set()):
             stack.enter_context(mode())
-        (torch.ones(2, requires_grad=True) * 2).sum().backward()
+        (torch.ones(2, requires_grad=True) * 2).sum()
 
 
 def active() -> contextlib.ExitStack:

@@ -6,11 +6,12 @@ out) as ``python -I harness.py LIMITS_JSON``, with a copy of :mod:`protocol`, :m
 and the allowed ``vislearn`` modules beside it. That process is a *zygote*: it imports
 torch once, runs no student code, and forks one sandbox per submission on the grader's
 request (:func:`serve`). Each fork (:func:`isolate`) gets namespaces of its own (user,
-mount, PID, IPC, network, UTS), fresh tmpfs ``/tmp`` and ``/sandbox``, no capabilities, and
-runs as PID 2 under an init of its own; the zygote and that init are not dumpable, so the
-student's process can neither signal nor read them. The fork never sees a test, a reference
-output, the course folder, the gradebook or the grading seed (it is seeded with a value
-derived from it one way). In order, it
+mount, PID, IPC, network, UTS), every mount read-only but fresh tmpfs ``/tmp`` and
+``/sandbox``, no capabilities, and runs as PID 2 under an init of its own; the zygote and
+its forks are not dumpable, so the student's process can neither signal nor read the zygote
+or that init. The fork never sees a test, a reference output, the course folder, the
+gradebook or the grading seed (it is seeded with a value derived from it one way). In
+order, it
 
 1. limits itself (CPU time, memory, file size, threads) and installs a seccomp filter that
    makes ``fork``, ``vfork`` and ``clone`` of a new process fail (threads still work), and
@@ -38,6 +39,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import io
+import itertools
 import json
 import os
 import platform
@@ -61,16 +63,38 @@ def _seccomp_program() -> bytes:
 
     ``clone`` is allowed only with ``CLONE_THREAD``; ``clone3`` answers ENOSYS so that the C
     library falls back to ``clone``; ``fork`` and ``vfork`` are refused, and so are the calls
-    that would leave or rebuild the sandbox (namespaces, mounts) or reach into another
-    process (``ptrace``); any other architecture than the one this filter was written for is
-    killed.
+    that would leave or rebuild the sandbox (namespaces, both mount APIs) or reach into
+    another process or the kernel's shared state (``ptrace``, ``process_vm_*``,
+    ``pidfd_getfd``, ``kcmp``, keyrings, BPF, perf events, ``userfaultfd``, io_uring); any
+    other architecture than the one this filter was written for is killed.
     """
+    # The calls both tables number alike (the new mount API, io_uring, pidfd_getfd).
+    common = {
+        "io_uring_setup": 425,
+        "io_uring_enter": 426,
+        "io_uring_register": 427,
+        "open_tree": 428,
+        "move_mount": 429,
+        "fsopen": 430,
+        "fsconfig": 431,
+        "fsmount": 432,
+        "fspick": 433,
+        "pidfd_getfd": 438,
+        "mount_setattr": 442,
+    }
     tables = {
         "x86_64": (0xC000003E, {"clone": 56, "fork": 57, "vfork": 58, "unshare": 272,
                                 "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155,
-                                "ptrace": 101}),
+                                "ptrace": 101, "process_vm_readv": 310,
+                                "process_vm_writev": 311, "kcmp": 312, "add_key": 248,
+                                "request_key": 249, "keyctl": 250, "bpf": 321,
+                                "perf_event_open": 298, "userfaultfd": 323, **common}),
         "aarch64": (0xC00000B7, {"clone": 220, "unshare": 97, "setns": 268, "mount": 40,
-                                 "umount2": 39, "pivot_root": 41, "ptrace": 117}),
+                                 "umount2": 39, "pivot_root": 41, "ptrace": 117,
+                                 "process_vm_readv": 270, "process_vm_writev": 271,
+                                 "kcmp": 272, "add_key": 217, "request_key": 218,
+                                 "keyctl": 219, "bpf": 280, "perf_event_open": 241,
+                                 "userfaultfd": 282, **common}),
     }  # fmt: skip
     if platform.machine() not in tables:
         raise OSError(f"no seccomp filter for the {platform.machine()} architecture")
@@ -82,7 +106,7 @@ def _seccomp_program() -> bytes:
         "nosys": 0x00050000 | errno.ENOSYS,
         "kill": 0x80000000,
     }
-    refused = ("fork", "vfork", "unshare", "setns", "mount", "umount2", "pivot_root", "ptrace")
+    refused = [name for name in numbers if name != "clone"]
     # (opcode, constant, label if true, label if false); no label: the next instruction
     program = [
         (load, 4, None, None),  # seccomp_data.arch
@@ -236,11 +260,27 @@ def isolate(tmpfs_bytes: int) -> None:
         with open(f"/proc/self/{name}", "w") as f:
             f.write(text)
     _checked(_LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "making / private")
-    _read_only_everywhere()
+    # What bubblewrap bound inside /tmp (a Python environment that lives there) is bound
+    # again inside the fresh tmpfs, from a descriptor opened before the tmpfs hides it.
+    # (Recursively: a mount with locked children cannot be bound alone.)
+    inside = [point for point in mounts()
+              if any(point.startswith(folder + "/") for folder in PRIVATE_FOLDERS)]  # fmt: skip
+    tops = [point for point in inside if not any(point.startswith(p + "/") for p in inside)]
+    kept = {point: os.open(point, os.O_PATH) for point in tops}
     for folder in PRIVATE_FOLDERS:
         options = f"size={tmpfs_bytes},mode=0755".encode()
         _checked(_LIBC.mount(b"tmpfs", folder.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options),
                  f"mounting a tmpfs on {folder}")  # fmt: skip
+    for point, fd in kept.items():
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            os.makedirs(point, exist_ok=True)
+        elif not os.path.exists(point):
+            os.makedirs(os.path.dirname(point), exist_ok=True)
+            open(point, "x").close()
+        _checked(_LIBC.mount(f"/proc/self/fd/{fd}".encode(), point.encode(), None,
+                             MS_BIND | MS_REC, None), f"binding {point} again")  # fmt: skip
+        os.close(fd)
+    _read_only_everywhere()
     _drop_capabilities()
     os.chdir("/sandbox")
     for _ in ("init", "student"):  # the first fork is PID 1 of the new PID namespace
@@ -259,20 +299,21 @@ def _send(control: socket.socket, message: dict) -> None:
 
 def serve(control: socket.socket, sandboxed: bool, tmpfs_bytes: int) -> None:
     """The zygote: fork a sandbox whenever the grader asks (``spawn``, with the sandbox's
-    stdin, stdout and stderr as file descriptors), kill one (``kill``, its whole process
-    group), and say when one ended (``ended``, with its exit code). Returns only in a fork,
-    with the sandbox's pipes as its fds 0, 1 and 2; the zygote itself exits when the grader
-    closes ``control``."""
+    stdin, stdout and stderr as file descriptors; the answer numbers it), kill one (``kill``
+    by its number: its whole process group), and say when one ended (``ended``, with its
+    exit code). Returns only in a fork, with the sandbox's pipes as its fds 0, 1 and 2; the
+    zygote itself exits when the grader closes ``control``."""
     zygote = os.getpid()
-    children: dict[int, int] = {}  # pidfd -> pid
+    children: dict[int, tuple[int, int]] = {}  # pidfd -> (the sandbox's number, its pid)
+    numbers = itertools.count(1)
     _send(control, {"op": "hello"})
     while True:
         ready, _, _ = select.select([control, *children], [], [])
         for pidfd in [fd for fd in ready if fd in children]:
-            pid = children.pop(pidfd)
+            number, pid = children.pop(pidfd)
             os.close(pidfd)
             _, status = os.waitpid(pid, 0)
-            _send(control, {"op": "ended", "pid": pid, "code": _exit_code(status)})
+            _send(control, {"op": "ended", "sandbox": number, "code": _exit_code(status)})
         if control not in ready:
             continue
         data, fds, _, _ = socket.recv_fds(control, 1 << 16, 3)
@@ -280,8 +321,9 @@ def serve(control: socket.socket, sandboxed: bool, tmpfs_bytes: int) -> None:
             return os._exit(0)  # the grader is gone; every sandbox dies with this process
         request = json.loads(data)
         if request["op"] == "kill":
-            if request["pid"] in children.values():
-                os.killpg(request["pid"], signal.SIGKILL)
+            for number, pid in children.values():
+                if number == request["sandbox"]:
+                    os.killpg(pid, signal.SIGKILL)
             continue
         pid = os.fork()
         if pid == 0:
@@ -305,8 +347,9 @@ def serve(control: socket.socket, sandboxed: bool, tmpfs_bytes: int) -> None:
             pass  # it did so itself, or it already ended
         for fd in fds:
             os.close(fd)
-        children[os.pidfd_open(pid)] = pid
-        _send(control, {"op": "spawned", "pid": pid})
+        number = next(numbers)
+        children[os.pidfd_open(pid)] = (number, pid)
+        _send(control, {"op": "spawned", "sandbox": number})
 
 
 # --- output ---------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from vislearn.grader import protocol
-from vislearn.grader.sandbox import STARTUP_TIMEOUT, Limits, Sandbox, SandboxError
+from vislearn.grader.sandbox import STARTUP_TIMEOUT, Limits, Sandbox, SandboxError, Zygote, zygote
 
 
 class StudentFailure(Exception):
@@ -81,6 +81,7 @@ class Session:
         self.refused: list[str] = []  # what the sandbox's guard refused, in order
         self.cell_errors: list[list[str]] | None = None
         self._sandbox: Sandbox | None = None
+        self._zygote: Zygote | None = None  # this thread's, for every start of the session
         self._starts = 0
         self._fatal: str | None = None  # why no further call is attempted
 
@@ -93,9 +94,19 @@ class Session:
             self._sandbox = None
         return StudentFailure(message)
 
+    def _grader_fault(self, error: SandboxError) -> GraderError:
+        """The grader's side failed (its zygote ended): not the student's fault."""
+        if self._sandbox is not None:
+            self._sandbox.kill()
+            self._sandbox = None
+        return GraderError(f"the sandbox was lost: {error}")
+
     def _started(self) -> Sandbox:
-        if self._sandbox is not None and self._sandbox.alive:
-            return self._sandbox
+        if self._sandbox is not None:
+            if self._sandbox.alive:
+                return self._sandbox
+            self._sandbox.kill()
+            self._sandbox = None
         if self._fatal:
             raise StudentFailure(self._fatal)
         if self._starts > self.limits.max_restarts:
@@ -105,7 +116,9 @@ class Session:
         self._check_budget()
         self._starts += 1
         try:
-            self._sandbox = sandbox = Sandbox(self.argv, self.cwd)
+            if self._zygote is None or not self._zygote.alive:
+                self._zygote = zygote(self.argv, sandboxed=self.cwd is None)
+            self._sandbox = sandbox = Sandbox(self._zygote, self.cwd)
         except SandboxError as error:
             raise GraderError(f"the sandbox did not start: {error}") from None
         start = time.monotonic() + STARTUP_TIMEOUT
@@ -123,6 +136,8 @@ class Session:
                 min(time.monotonic() + self.limits.setup_timeout, self.deadline)
             )
         except SandboxError as error:
+            if error.kind == "infrastructure":
+                raise self._grader_fault(error) from None
             if error.kind == "timeout":
                 self._fatal = (f"your notebook's code did not finish within "
                                f"{self.limits.setup_timeout:g} s")  # fmt: skip
@@ -169,6 +184,8 @@ class Session:
             sandbox.send(message, time.monotonic() + timeout)
             reply = sandbox.receive(time.monotonic() + timeout)
         except SandboxError as error:
+            if error.kind == "infrastructure":
+                raise self._grader_fault(error) from None
             if error.kind == "timeout":
                 raise self._fail("timeout", f"{name} did not finish within {timeout:.3g} s "
                                  "(it was stopped)") from None  # fmt: skip

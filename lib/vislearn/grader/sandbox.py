@@ -246,9 +246,9 @@ def unseen_examples() -> list[str]:
 
 
 def self_test(argv: list[str], course: Path) -> list[str]:
-    """What the sandboxes forked by the zygote of ``argv`` (a :func:`command`) let through
-    that they should not: an empty list when they are sound. Two run in a row, so that the
-    second can tell whether anything of the first is left."""
+    """What the sandboxes forked by this thread's zygote for ``argv`` (a :func:`command`) let
+    through that they should not: an empty list when they are sound. Two run in a row, so
+    that the second can tell whether anything of the first is left."""
     package = Path(__file__).resolve().parents[1]
     paths = [str(course.resolve() / name) for name in ("solutions", "submitted", "gradebook.db")]
     paths += [str(package.parents[1] / "solutions"), str(package / "attention.py"),
@@ -256,15 +256,17 @@ def self_test(argv: list[str], course: Path) -> list[str]:
     leaks: set[str] = set()
     for _ in range(2):
         deadline = time.monotonic() + SELF_TEST_TIMEOUT
+        sandbox = None
         try:
-            sandbox = Sandbox(argv, None)
-            try:
-                sandbox.send({"op": "self-test", "paths": paths}, deadline)
-                report = sandbox.receive(deadline)["report"]
-            finally:
-                sandbox.kill()
+            sandbox = Sandbox(zygote(argv, sandboxed=True), None)
+            sandbox.send({"op": "self-test", "paths": paths}, deadline)
+            report = sandbox.receive(deadline)["report"]
         except (SandboxError, KeyError) as error:
-            return [f"the self-test did not run: {error}"]
+            detail = sandbox.stderr_tail() if sandbox is not None else ""
+            return [f"the self-test did not run: {error} {detail}".strip()]
+        finally:
+            if sandbox is not None:
+                sandbox.kill()
         leaks |= {check for check, leaked in report.items() if leaked}
     return sorted(leaks)
 
@@ -288,8 +290,8 @@ class Zygote:
             start_new_session=True,
         )
         theirs.close()
-        self.ended: dict[int, int] = {}  # pid -> exit code, of the sandboxes that ended
-        self._spawned: set[int] = set()
+        self.ended: dict[int, int] = {}  # the number of each sandbox that ended -> exit code
+        self.gone = False  # the zygote ended (and every sandbox it forked with it)
         try:
             self._answer("hello", time.monotonic() + STARTUP_TIMEOUT)
         except SandboxError as error:
@@ -299,7 +301,7 @@ class Zygote:
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return not self.gone and self.process.poll() is None
 
     def log_tail(self) -> str:
         self._log.seek(0, os.SEEK_END)
@@ -309,17 +311,18 @@ class Zygote:
     def _next(self, deadline: float | None) -> dict:
         """The zygote's next message (an ``ended`` one is recorded on the way); with
         ``deadline`` None, a message only if one is pending, else ``{}``."""
+        if self.gone:
+            raise SandboxError("infrastructure", "the grader's zygote ended")
         wait = 0 if deadline is None else _remaining(deadline, "answer from the zygote")
         if not select.select([self.control], [], [], wait)[0]:
             return {}
         data = self.control.recv(1 << 16)
-        if not data:  # the zygote is gone, and with it every sandbox it forked
-            self.ended.update({pid: 128 + signal.SIGKILL for pid in self._spawned})
-            raise SandboxError("infrastructure", "the zygote ended")
+        if not data:
+            self.gone = True
+            raise SandboxError("infrastructure", "the grader's zygote ended")
         message = json.loads(data)
         if message.get("op") == "ended":
-            self.ended[message["pid"]] = message["code"]
-            self._spawned.discard(message["pid"])
+            self.ended[message["sandbox"]] = message["code"]
         return message
 
     def _answer(self, op: str, deadline: float) -> dict:
@@ -330,28 +333,21 @@ class Zygote:
             raise SandboxError("infrastructure", f"the zygote said {message!r}")
         return message
 
-    def poll(self, pid: int) -> int | None:
-        """The exit code of sandbox ``pid``, or None while it runs."""
-        try:
-            while pid not in self.ended and self._next(None):
-                pass
-        except SandboxError:
-            pass
-        return self.ended.get(pid)
-
-    def wait(self, pid: int, timeout: float) -> int | None:
-        """The exit code of sandbox ``pid``, waiting ``timeout`` seconds at most for it."""
+    def wait(self, number: int, timeout: float) -> int | None:
+        """The exit code of sandbox ``number``, waiting ``timeout`` seconds at most (0: only
+        what the zygote already said); None while it runs, or if the zygote ended."""
         deadline = time.monotonic() + timeout
         try:
-            while pid not in self.ended:
-                self._next(deadline)
-        except SandboxError:
+            while number not in self.ended:
+                if not self._next(deadline if timeout > 0 else None) and timeout <= 0:
+                    break
+        except SandboxError:  # the deadline passed, or the zygote ended
             pass
-        return self.ended.get(pid)
+        return self.ended.get(number)
 
     def spawn(self, workdir: Path | None, stderr: int) -> tuple[int, int, int]:
         """Fork a sandbox whose stdin and stdout are new pipes and whose stderr is the file
-        ``stderr``: its pid, and our ends of its stdin and stdout."""
+        ``stderr``: its number, and our ends of its stdin and stdout."""
         stdin, to_sandbox = os.pipe()
         from_sandbox, stdout = os.pipe()
         try:
@@ -366,13 +362,18 @@ class Zygote:
         finally:
             os.close(stdin)
             os.close(stdout)
-        self._spawned.add(reply["pid"])
-        return reply["pid"], to_sandbox, from_sandbox
+        return reply["sandbox"], to_sandbox, from_sandbox
 
-    def kill(self, pid: int) -> None:
-        if pid not in self.ended:
-            self.control.send(json.dumps({"op": "kill", "pid": pid}).encode())
-            self.wait(pid, 10)
+    def kill(self, number: int) -> None:
+        """Kill sandbox ``number`` and wait until the zygote has reaped it."""
+        if number in self.ended or self.gone:
+            return
+        try:
+            self.control.send(json.dumps({"op": "kill", "sandbox": number}).encode())
+        except OSError:
+            self.gone = True  # its sandboxes died with it
+            return
+        self.wait(number, 10)
 
     def close(self) -> None:
         self.control.close()
@@ -388,7 +389,9 @@ _ZYGOTES = threading.local()
 
 
 def zygote(argv: list[str], sandboxed: bool) -> Zygote:
-    """This thread's zygote for ``argv``, started on first use and again if it ended."""
+    """This thread's zygote for ``argv``, started on first use and again if it ended (a
+    thread of its own: bubblewrap's ``--die-with-parent`` follows the thread that started
+    it)."""
     current = getattr(_ZYGOTES, "zygote", None)
     if current is not None and current.argv == argv and current.alive:
         return current
@@ -399,20 +402,23 @@ def zygote(argv: list[str], sandboxed: bool) -> Zygote:
 
 
 class Sandbox:
-    """One sandbox, forked by this thread's zygote for ``argv``: send it a message, wait for
-    its answer, kill it. ``workdir`` is the working directory of an unsandboxed harness;
-    None means inside bubblewrap."""
+    """One sandbox, forked by ``zygote``: send it a message, wait for its answer, kill it.
+    ``workdir`` is the working directory of an unsandboxed harness (None inside bubblewrap)."""
 
-    def __init__(self, argv: list[str], workdir: Path | None):
-        self.zygote = zygote(argv, sandboxed=workdir is None)
+    def __init__(self, zygote: Zygote, workdir: Path | None):
+        self.zygote = zygote
         self._stderr = tempfile.TemporaryFile()
-        self.pid, self._in, self._out = self.zygote.spawn(workdir, self._stderr.fileno())
+        try:
+            self.number, self._in, self._out = zygote.spawn(workdir, self._stderr.fileno())
+        except SandboxError:
+            self._stderr.close()
+            raise
         os.set_blocking(self._in, False)
         self._killed = False
 
     @property
     def alive(self) -> bool:
-        return self.zygote.poll(self.pid) is None
+        return self.zygote.alive and self.zygote.wait(self.number, 0) is None
 
     def send(self, message: dict, deadline: float) -> None:
         data = memoryview(protocol.pack(message))
@@ -423,7 +429,7 @@ class Sandbox:
             except BlockingIOError:
                 continue
             except BrokenPipeError:
-                raise SandboxError("crash", self.how_it_ended()) from None
+                raise self._ended() from None
 
     def _read(self, size: int, deadline: float) -> bytes:
         data = bytearray()
@@ -432,7 +438,7 @@ class Sandbox:
                 continue
             chunk = os.read(self._out, min(size - len(data), 1 << 20))
             if not chunk:
-                raise SandboxError("crash", self.how_it_ended())
+                raise self._ended()
             data += chunk
         return bytes(data)
 
@@ -443,8 +449,16 @@ class Sandbox:
         except protocol.ProtocolError as error:
             raise SandboxError("protocol", f"the sandbox sent malformed data ({error})") from None
 
-    def how_it_ended(self) -> str:
-        code = self.zygote.wait(self.pid, timeout=5)
+    def _ended(self) -> SandboxError:
+        """The error for a sandbox that closed its pipes: a crash, unless the zygote ended
+        (then the grader is at fault, not the student)."""
+        code = self.zygote.wait(self.number, timeout=5)
+        if code is None and not self.zygote.alive:
+            return SandboxError("infrastructure", "the grader's zygote ended during the call")
+        return SandboxError("crash", self.how_it_ended(code))
+
+    def how_it_ended(self, code: int | None = None) -> str:
+        code = self.zygote.wait(self.number, timeout=5) if code is None else code
         if code is None:
             return "the sandbox closed its connection"
         if code > 128:  # killed by a signal (reported as 128 + its number)
@@ -455,6 +469,8 @@ class Sandbox:
         return f"the sandbox process exited with code {code}"
 
     def stderr_tail(self) -> str:
+        if self._stderr.closed:
+            return ""
         self._stderr.seek(0, os.SEEK_END)
         self._stderr.seek(max(0, self._stderr.tell() - 2000))
         return self._stderr.read().decode("utf-8", "replace").strip()
@@ -463,10 +479,12 @@ class Sandbox:
         if self._killed:
             return
         self._killed = True
-        self.zygote.kill(self.pid)
-        for fd in (self._in, self._out):
-            os.close(fd)
-        self._stderr.close()
+        try:
+            self.zygote.kill(self.number)
+        finally:
+            for fd in (self._in, self._out):
+                os.close(fd)
+            self._stderr.close()
 
 
 def _remaining(deadline: float, what: str) -> float:
