@@ -114,11 +114,11 @@ def bwrap_problem() -> str | None:
     return None
 
 
-def _distributions() -> dict[str, importlib.metadata.Distribution]:
-    """The installed distributions of :data:`SANDBOX_DISTRIBUTIONS` and of everything they
-    require, by canonical name."""
+def requirement_closure(names: tuple[str, ...]) -> dict[str, importlib.metadata.Distribution]:
+    """The installed distributions called ``names`` and everything they require, by
+    canonical name."""
     found: dict[str, importlib.metadata.Distribution] = {}
-    todo = list(SANDBOX_DISTRIBUTIONS)
+    todo = list(names)
     while todo:
         name = canonicalize_name(todo.pop())
         if name in found:
@@ -135,9 +135,10 @@ def _distributions() -> dict[str, importlib.metadata.Distribution]:
 
 
 def sandbox_packages() -> list[tuple[str, str]]:
-    """``(site folder, entry)`` of every top-level file and folder of :func:`_distributions`."""
+    """``(site folder, entry)`` of every top-level file and folder of the sandbox's
+    distributions (:data:`SANDBOX_DISTRIBUTIONS` and what they require)."""
     entries: set[tuple[str, str]] = set()
-    for distribution in _distributions().values():
+    for distribution in requirement_closure(SANDBOX_DISTRIBUTIONS).values():
         base = os.path.realpath(distribution.locate_file(""))
         for file in distribution.files or ():
             parts = Path(file).parts
@@ -231,7 +232,7 @@ def command(runtime: Path, limits: Limits, *, sandboxed: bool, gpu: bool) -> lis
 def unseen_examples() -> list[str]:
     """Files of this environment that the sandbox must not show: one of each installed
     package outside its set (the grader's own, and those that bundle data sets)."""
-    shown = _distributions()
+    shown = requirement_closure(SANDBOX_DISTRIBUTIONS)
     examples = []
     for name in ("nbgrader", "distributed", "scikit-learn", "scikit-image", "matplotlib", "pip"):
         if name in shown:
