@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import subprocess
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -30,13 +35,65 @@ def _deterministic_matmul():
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def graded(tmp_path_factory):
-    """The safe grader's corpus graded once by a local run, shared by tests/test_grader.py
-    and tests/test_dask_grading.py (see tests.test_grader.grade_the_corpus)."""
+# --- set-ups in the background ---------------------------------------------------------------
+# Two long set-ups only wait on the processes they start: the safe grader's corpus (one worker)
+# and a class taken through nbgrader's exchange (tests/test_exchange.py). When a selected test
+# needs one, it starts as soon as the tests are collected, its processes pinned to one core
+# (the tests before it use about one core), and its fixture waits for it.
+
+
+def _graded_corpus(cleanup: contextlib.ExitStack):
     from tests.test_grader import grade_the_corpus
 
-    return grade_the_corpus(tmp_path_factory.mktemp("course"))
+    folder = Path(tempfile.mkdtemp(prefix="vislearn-corpus-"))
+    cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+    return grade_the_corpus(folder)
+
+
+def _class_through_the_exchange(cleanup: contextlib.ExitStack):
+    from tests.test_exchange import a_class
+
+    return cleanup.enter_context(a_class())
+
+
+BACKGROUND = {"graded": _graded_corpus, "klass": _class_through_the_exchange}
+_running: dict[str, Future] = {}
+_pool = ThreadPoolExecutor(max_workers=len(BACKGROUND), thread_name_prefix="background set-up")
+_cleanup = contextlib.ExitStack()
+
+
+def _on_one_core(name: str):
+    """Run the set-up ``name`` with this thread, and every process it starts, on one core."""
+    os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})  # 0: the calling thread
+    return BACKGROUND[name](_cleanup)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    needed = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    for name in BACKGROUND:
+        if name in needed:
+            _running[name] = _pool.submit(_on_one_core, name)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _pool.shutdown(wait=True)
+    _cleanup.close()
+
+
+def background(name: str):
+    """The value of the background set-up ``name``, once it is ready (started now if it was
+    not started with the session)."""
+    if name not in _running:
+        _running[name] = _pool.submit(_on_one_core, name)
+    return _running[name].result()
+
+
+@pytest.fixture(scope="session")
+def graded():
+    """The safe grader's corpus graded once, shared by tests/test_grader.py,
+    tests/test_dask_grading.py and tests/test_report.py (see
+    tests.test_grader.grade_the_corpus)."""
+    return background("graded")
 
 
 @pytest.fixture(scope="session")

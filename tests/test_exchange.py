@@ -366,9 +366,11 @@ def a_class() -> Iterator[Class]:
 
 @pytest.fixture(scope="module")
 def klass():
-    """The class the tests below read the traces of."""
-    with a_class() as klass:
-        yield klass
+    """The class the tests below read the traces of (taken through its cycle in the
+    background from the session's start: tests/conftest.py)."""
+    from tests.conftest import background
+
+    return background("klass")
 
 
 def test_the_exchange_has_nbgraders_permissions(klass):

@@ -40,11 +40,13 @@ pytestmark = [
 
 
 def run_grader(course: Path, *args: str):
+    """The safe grader on ``course`` with :data:`FLAGS`, then ``args`` (which may override
+    them)."""
     return subprocess.run(
-        [sys.executable, "-m", "vislearn.grader", *args, "--course", str(course), *FLAGS],
+        [sys.executable, "-m", "vislearn.grader", "--course", str(course), *FLAGS, *args],
         capture_output=True,
         text=True,
-        timeout=1500,  # the whole corpus, 129 submissions, on a loaded 2-core machine
+        timeout=1500,  # the whole corpus, 150 submissions, on a loaded 2-core machine
     )
 
 
@@ -91,9 +93,10 @@ def record(course: Path, assignment: str, student: str) -> dict:
 
 
 def grade_the_corpus(course: Path):
-    """Submit the whole corpus to ``course`` and grade it in one parallel run: the course,
-    the run and the digest of the submissions before it (the session's ``graded`` fixture,
-    in conftest.py, which tests/test_dask_grading.py compares its runs with)."""
+    """Submit the whole corpus to ``course`` and grade it in one run of one worker: the
+    course, the run and the digest of the submissions before it (the session's ``graded``
+    fixture, in conftest.py, graded in the background while other tests run; the tests of
+    tests/test_dask_grading.py compare their runs with it)."""
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "solutions", course / "solutions")
     for assignment, students in CLASSES.items():
@@ -104,7 +107,7 @@ def grade_the_corpus(course: Path):
         text = notebook_text(entry["assignment"], entry, cells, course)
         submit(course, name, entry["assignment"], text, {} if "first" in entry else entry)
     before = digest(course / "submitted")
-    result = run_grader(course, *ASSIGNMENTS)
+    result = run_grader(course, *ASSIGNMENTS, "--jobs", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     return course, result, before
 

@@ -6,12 +6,12 @@ out) as ``python -I harness.py LIMITS_JSON``, with a copy of :mod:`protocol`, :m
 and the allowed ``vislearn`` modules beside it. That process is a *zygote*: it imports
 torch once, runs no student code, and forks one sandbox per submission on the grader's
 request (:func:`serve`). Each fork (:func:`isolate`) gets namespaces of its own (user,
-mount, PID, IPC, network, UTS), every mount read-only but fresh tmpfs ``/tmp`` and
-``/sandbox``, no capabilities, and runs as PID 2 under an init of its own; the zygote and
-its forks are not dumpable, so the student's process can neither signal nor read the zygote
-or that init. The fork never sees a test, a reference output, the course folder, the
-gradebook or the grading seed (it is seeded with a value derived from it one way). In
-order, it
+mount, PID, IPC, network, UTS), every mount read-only but fresh tmpfs ``/tmp``,
+``/sandbox`` and ``/dev/shm``, no capabilities, and runs as PID 2 under an init of its own;
+the zygote and its forks are not dumpable, so the student's process can neither signal nor
+read the zygote or that init. The fork never sees a test, a reference output, the course
+folder, the gradebook or the grading seed (it is seeded with a value derived from it one
+way). In order, it
 
 1. limits itself (CPU time, memory, file size, threads) and installs a seccomp filter that
    makes ``fork``, ``vfork`` and ``clone`` of a new process fail (threads still work), and
@@ -190,8 +190,9 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
 # Mount options a read-only remount must keep (the kernel locks them on inherited mounts).
 KEPT_OPTIONS = {"nosuid": 0x2, "nodev": 0x4, "noexec": 0x8, "noatime": 0x400,
                 "nodiratime": 0x800, "relatime": 0x200000, "strictatime": 0x1000000}  # fmt: skip
-# Where the student may write: fresh and private to each sandbox.
-PRIVATE_FOLDERS = ("/tmp", "/sandbox")
+# Where the student may write: fresh and private to each sandbox (/dev/shm as bubblewrap's
+# own /dev had it, for libraries that expect it).
+PRIVATE_FOLDERS = ("/tmp", "/sandbox", "/dev/shm")
 
 
 def _checked(result: int, what: str) -> None:
@@ -249,7 +250,7 @@ def _exit_code(status: int) -> int:
 def isolate(tmpfs_bytes: int) -> None:
     """Give this freshly forked, single-threaded process a sandbox of its own, inside the
     zygote's: new namespaces (the user's ID mapped to itself), every mount read-only but
-    fresh tmpfs ``/tmp`` and ``/sandbox``, no capabilities. Returns in the student's process,
+    fresh tmpfs on :data:`PRIVATE_FOLDERS`, no capabilities. Returns in the student's process,
     PID 2 of its namespace, whose init (PID 1) waits for it and exits as it did; the process
     the zygote forked waits for that init in turn, so the zygote sees how the student's
     process ended."""
@@ -267,7 +268,7 @@ def isolate(tmpfs_bytes: int) -> None:
               if any(point.startswith(folder + "/") for folder in PRIVATE_FOLDERS)]  # fmt: skip
     tops = [point for point in inside if not any(point.startswith(p + "/") for p in inside)]
     kept = {point: os.open(point, os.O_PATH) for point in tops}
-    for folder in PRIVATE_FOLDERS:
+    for folder in filter(os.path.isdir, PRIVATE_FOLDERS):
         options = f"size={tmpfs_bytes},mode=0755".encode()
         _checked(_LIBC.mount(b"tmpfs", folder.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options),
                  f"mounting a tmpfs on {folder}")  # fmt: skip

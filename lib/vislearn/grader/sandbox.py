@@ -72,7 +72,7 @@ class Limits:
     cpu_seconds: int = 601  # per sandbox process, all calls together
     memory_bytes: int | None = 4 << 30  # host memory (RLIMIT_DATA)
     output_bytes: int = 1 << 20  # printed output kept per sandbox process
-    tmpfs_bytes: int = 64 << 20  # each of /tmp and /sandbox
+    tmpfs_bytes: int = 64 << 20  # each of /tmp, /sandbox and /dev/shm
     max_restarts: int = 3
     threads: int = 1
     gpu_fraction: float | None = None
