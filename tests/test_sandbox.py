@@ -4,6 +4,7 @@ sandbox is fresh, private and cannot reach the zygote, another sandbox or the gr
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def test_the_forked_sandboxes_pass_their_self_test(argv):
 
 def test_the_self_test_names_what_an_unsandboxed_process_reaches(tmp_path):
     """The checks can fail: without bubblewrap a fork shares the grader's PID namespace and
-    reads the grader's processes."""
+    reads the grader's environment."""
     runtime = prepare_runtime(tmp_path)
     plain = command(runtime, Limits(), sandboxed=False, gpu=False)
     (tmp_path / "work").mkdir()
@@ -102,7 +103,7 @@ def test_the_self_test_names_what_an_unsandboxed_process_reaches(tmp_path):
         report = sandbox.receive(deadline)["report"]
     finally:
         sandbox.kill()
-    assert report["shares the PID namespace"] and report["reads another process"]
+    assert report["shares the PID namespace"] and report["reads another environment"]
     assert report[f"sees {ROOT / 'solutions'}"]
     assert not report["fork"], "the seccomp filter applies without bubblewrap too"
 
@@ -158,9 +159,28 @@ def test_a_python_environment_under_tmp_stays_in_sight(argv):
 
 def test_a_sandbox_lost_with_its_zygote_is_the_graders_fault_not_the_students(argv):
     lost = started(argv, LEAVE)
-    lost.zygote.process.kill()
+    threading.Timer(0.5, lost.zygote.process.kill).start()  # during the call
     with pytest.raises(SandboxError) as error:
-        called(lost, "find")
+        called(lost, "spin", timeout=20)
     assert error.value.kind == "infrastructure"
     lost.kill()  # nothing left to kill, and no error
     assert not lost.alive
+
+
+def test_without_nested_namespaces_each_sandbox_gets_a_container_of_its_own(argv):
+    """Where a fork cannot make namespaces of its own (here: bubblewrap's --disable-userns),
+    the zygote's container is the sandbox, and each sandbox gets a zygote of its own."""
+    plain = [argv[0], "--disable-userns", *argv[1:]]
+    assert self_test(plain, ROOT) == []
+    first = started(plain, LEAVE)
+    try:
+        assert first.zygote.one_sandbox
+        assert {"/tmp", "/sandbox"} <= set(called(first, "leave"))
+    finally:
+        first.kill()
+    second = started(plain, LEAVE)
+    try:
+        assert second.zygote is not first.zygote
+        assert called(second, "find") == []
+    finally:
+        second.kill()

@@ -255,7 +255,10 @@ def isolate(tmpfs_bytes: int) -> None:
     the zygote forked waits for that init in turn, so the zygote sees how the student's
     process ended."""
     uid, gid = os.getuid(), os.getgid()
-    _checked(_LIBC.unshare(NAMESPACES), "unshare")
+    if _LIBC.unshare(NAMESPACES) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, f"unshare: {os.strerror(number)} (nested user namespaces are "
+                      "needed: the sandbox's own is made inside the zygote's)")  # fmt: skip
     for name, text in [("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
                        ("gid_map", f"{gid} {gid} 1")]:  # fmt: skip
         with open(f"/proc/self/{name}", "w") as f:
@@ -298,16 +301,34 @@ def _send(control: socket.socket, message: dict) -> None:
     control.send(json.dumps(message).encode())
 
 
-def serve(control: socket.socket, sandboxed: bool, tmpfs_bytes: int) -> None:
+def can_isolate(tmpfs_bytes: int) -> bool:
+    """Can a fork make a sandbox of its own here (:func:`isolate`)? Not where a security
+    module lets bubblewrap create a user namespace but not the processes inside it."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            isolate(tmpfs_bytes)
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    return _exit_code(os.waitpid(pid, 0)[1]) == 0
+
+
+def serve(control: socket.socket, sandboxed: bool, tmpfs_bytes: int) -> bool:
     """The zygote: fork a sandbox whenever the grader asks (``spawn``, with the sandbox's
     stdin, stdout and stderr as file descriptors; the answer numbers it), kill one (``kill``
     by its number: its whole process group), and say when one ended (``ended``, with its
-    exit code). Returns only in a fork, with the sandbox's pipes as its fds 0, 1 and 2; the
-    zygote itself exits when the grader closes ``control``."""
+    exit code). Each fork of a sandboxed zygote is isolated (:func:`isolate`) where it can
+    be; where it cannot, the zygote's own bubblewrap container is the sandbox, and it forks
+    one only (``hello`` says ``"sandboxes": "one"``: the grader starts a zygote for each).
+    Returns only in a fork, with the sandbox's pipes as its fds 0, 1 and 2, and whether it
+    is isolated; the zygote itself exits when the grader closes ``control``."""
     zygote = os.getpid()
     children: dict[int, tuple[int, int]] = {}  # pidfd -> (the sandbox's number, its pid)
     numbers = itertools.count(1)
-    _send(control, {"op": "hello"})
+    isolating = sandboxed and can_isolate(tmpfs_bytes)
+    one_only = sandboxed and not isolating
+    _send(control, {"op": "hello", "sandboxes": "one" if one_only else "many"})
     while True:
         ready, _, _ = select.select([control, *children], [], [])
         for pidfd in [fd for fd in ready if fd in children]:
@@ -326,6 +347,10 @@ def serve(control: socket.socket, sandboxed: bool, tmpfs_bytes: int) -> None:
                 if number == request["sandbox"]:
                     os.killpg(pid, signal.SIGKILL)
             continue
+        number = next(numbers)
+        if one_only and number > 1:
+            _send(control, {"op": "refused", "why": "this zygote forks one sandbox only"})
+            continue
         pid = os.fork()
         if pid == 0:
             control.detach()  # its fd is closed below; the object must not close another
@@ -336,19 +361,18 @@ def serve(control: socket.socket, sandboxed: bool, tmpfs_bytes: int) -> None:
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)
             os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-            if sandboxed:
+            if isolating:
                 isolate(tmpfs_bytes)
-            else:
+            elif not sandboxed:
                 os.chdir(request["workdir"])
                 os.environ["HOME"] = request["workdir"]
-            return
+            return isolating
         try:
             os.setpgid(pid, pid)
         except OSError:
             pass  # it did so itself, or it already ended
         for fd in fds:
             os.close(fd)
-        number = next(numbers)
         children[os.pidfd_open(pid)] = (number, pid)
         _send(control, {"op": "spawned", "sandbox": number})
 
@@ -581,17 +605,19 @@ def answer(protocol, refused: list[str], reply: dict) -> bytes:
 # --- entry points ---------------------------------------------------------------------------
 
 
-def _readable(path: str) -> bool:
+def _environment(pid: str) -> set[bytes]:
+    """The environment of process ``pid`` (empty if this process may not read it)."""
     try:
-        with open(path, "rb") as f:
-            f.read(1)
-        return True
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return set(f.read().split(b"\0")) - {b""}
     except OSError:
-        return False
+        return set()
 
 
-def self_test(paths: list[str]) -> dict:
-    """What the sandbox lets through: each check is False when the sandbox is sound."""
+def self_test(paths: list[str], isolated: bool) -> dict:
+    """What the sandbox lets through: each check is False when the sandbox is sound. Only an
+    isolated fork (:func:`isolate`) shares its zygote's container with other sandboxes, so
+    only there is a writable mount beyond its own folders a leak."""
     report = {}
     try:
         pid = os.fork()
@@ -612,7 +638,7 @@ def self_test(paths: list[str]) -> dict:
     report["unmounts /tmp"] = _LIBC.umount2(b"/tmp", 2) == 0
     me = os.readlink("/proc/self")
     others = [p for p in os.listdir("/proc") if p.isdigit() and p != me]
-    report["reads another process"] = any(_readable(f"/proc/{p}/environ") for p in others)
+    report["reads another environment"] = any(_environment(p) - _environment(me) for p in others)
     for point, (_, kind) in mounts().items():  # the grader runs two self-tests in a row
         if kind in ("proc", "sysfs", "devpts") or not os.path.isdir(point):
             continue
@@ -623,7 +649,7 @@ def self_test(paths: list[str]) -> dict:
             open(marker, "w").close()
         except OSError:
             continue
-        report[f"writes to {point}"] = point not in PRIVATE_FOLDERS
+        report[f"writes to {point}"] = isolated and point not in PRIVATE_FOLDERS
     for path in paths:
         report[f"sees {path}"] = os.path.exists(path)
     return report
@@ -640,14 +666,15 @@ def main() -> None:
     sys.path.remove(HERE)  # the harness's own modules are not the student's to import
     guard.prepare()
     _LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # no sandbox may read or trace the zygote
-    serve(socket.socket(fileno=os.dup(0)), limits["sandboxed"], limits["tmpfs_bytes"])
+    isolated = serve(socket.socket(fileno=os.dup(0)), limits["sandboxed"], limits["tmpfs_bytes"])
     if "numpy" in sys.modules:  # not the zygote's random state, shared by every fork
         sys.modules["numpy"].random.seed()
     apply_limits(limits)
     proto_in, proto_out = take_protocol_channel()
     setup = protocol.read_frame(proto_in)
     if setup is not None and setup["op"] == "self-test":
-        protocol.write_frame(proto_out, {"op": "self-test", "report": self_test(setup["paths"])})
+        report = self_test(setup["paths"], isolated)
+        protocol.write_frame(proto_out, {"op": "self-test", "report": report})
         return
     if setup is None or setup["op"] != "setup":
         raise SystemExit("harness: no setup message")

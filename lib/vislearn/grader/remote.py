@@ -116,7 +116,7 @@ class Session:
         self._check_budget()
         self._starts += 1
         try:
-            if self._zygote is None or not self._zygote.alive:
+            if self._zygote is None or not self._zygote.available:
                 self._zygote = zygote(self.argv, sandboxed=self.cwd is None)
             self._sandbox = sandbox = Sandbox(self._zygote, self.cwd)
         except SandboxError as error:

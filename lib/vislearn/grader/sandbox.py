@@ -60,6 +60,9 @@ SANDBOX_DISTRIBUTIONS = ("torch", "numpy")
 STARTUP_TIMEOUT = 120.0  # seconds for Python and torch to start: longer is a grader problem
 SELF_TEST_TIMEOUT = 60.0
 SANDBOX_UID = 65534  # the student's code runs as "nobody" inside the sandbox
+# bubblewrap's own environment. Its process is PID 1 of the container, whose environment the
+# sandbox can read where a fork cannot be isolated: it holds nothing the sandbox is not given.
+BWRAP_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,8 @@ def command(runtime: Path, limits: Limits, *, sandboxed: bool, gpu: bool) -> lis
         return [*python, str(runtime / "harness.py"), limits_json]
     # No --disable-userns: the zygote forks each sandbox into user namespaces of its own; the
     # student's process is refused new namespaces by its seccomp filter instead.
-    args = ["bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+    args = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--unshare-user",
+            "--die-with-parent", "--new-session",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--clearenv"]  # fmt: skip
     # The fresh /tmp first: a Python environment that lives under /tmp (a CI checkout, say)
     # is bound on top of it below, instead of being hidden by it.
@@ -287,22 +291,30 @@ class Zygote:
             stdout=self._log,
             stderr=self._log,
             cwd=None if sandboxed else home,
-            env=None if sandboxed else _plain_env(home),
+            env=BWRAP_ENV if sandboxed else _plain_env(home),
             start_new_session=True,
         )
         theirs.close()
         self.ended: dict[int, int] = {}  # the number of each sandbox that ended -> exit code
         self.gone = False  # the zygote ended (and every sandbox it forked with it)
+        self.spawned = 0
         try:
-            self._answer("hello", time.monotonic() + STARTUP_TIMEOUT)
+            hello = self._answer("hello", time.monotonic() + STARTUP_TIMEOUT)
         except SandboxError as error:
             detail = self.log_tail() or str(error)
             self.close()
             raise SandboxError(error.kind, f"the zygote did not start: {detail}") from None
+        # Without nested user namespaces its own container is the one sandbox it forks.
+        self.one_sandbox = hello.get("sandboxes") == "one"
 
     @property
     def alive(self) -> bool:
         return not self.gone and self.process.poll() is None
+
+    @property
+    def available(self) -> bool:
+        """Can it fork another sandbox?"""
+        return self.alive and not (self.one_sandbox and self.spawned)
 
     def log_tail(self) -> str:
         self._log.seek(0, os.SEEK_END)
@@ -363,6 +375,7 @@ class Zygote:
         finally:
             os.close(stdin)
             os.close(stdout)
+        self.spawned += 1
         return reply["sandbox"], to_sandbox, from_sandbox
 
     def kill(self, number: int) -> None:
@@ -390,11 +403,11 @@ _ZYGOTES = threading.local()
 
 
 def zygote(argv: list[str], sandboxed: bool) -> Zygote:
-    """This thread's zygote for ``argv``, started on first use and again if it ended (a
-    thread of its own: bubblewrap's ``--die-with-parent`` follows the thread that started
-    it)."""
+    """This thread's zygote for ``argv``, started on first use and again when it cannot fork
+    another sandbox (a thread of its own: bubblewrap's ``--die-with-parent`` follows the
+    thread that started it)."""
     current = getattr(_ZYGOTES, "zygote", None)
-    if current is not None and current.argv == argv and current.alive:
+    if current is not None and current.argv == argv and current.available:
         return current
     if current is not None:
         current.close()
