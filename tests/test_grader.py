@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,6 +30,9 @@ ASSIGNMENTS = sorted(CLASSES)
 FLAGS = ["--jobs", "2", "--timeout", "4", "--setup-timeout", "8", "--submission-timeout", "60",
          "--memory-mb", "1536", "--max-restarts", "1"]  # fmt: skip
 
+# A value in the grader's environment that no feedback may show (tests/hostile/feedback_words.py)
+CANARY = "grader-environment-canary"
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -41,9 +45,10 @@ pytestmark = [
 
 def run_grader(course: Path, *args: str):
     """The safe grader on ``course`` with :data:`FLAGS`, then ``args`` (which may override
-    them)."""
+    them), with :data:`CANARY` in its environment."""
     return subprocess.run(
         [sys.executable, "-m", "vislearn.grader", "--course", str(course), *FLAGS, *args],
+        env={**os.environ, "VISLEARN_CANARY": CANARY},
         capture_output=True,
         text=True,
         timeout=1500,  # the whole corpus, 150 submissions, on a loaded 2-core machine

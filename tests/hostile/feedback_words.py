@@ -6,6 +6,9 @@
   got Tensor".
 - A function that looks for packages on the sandbox's Python path finds torch's and NumPy only,
   never the grader's packages or those that bundle data sets (scikit-learn, scikit-image).
+- A function that reads the environment of every process it can see (bubblewrap's own, PID 1
+  of its container, once showed the grader's) finds no variable of the grader's: the corpus
+  is graded with a canary in the grader's environment (tests.test_grader.CANARY).
 
 (The instructor's masked_softmax calls softmax: a broken softmax costs both.)
 """
@@ -39,7 +42,30 @@ def masked_softmax(x, mask, dim=-1):
     raise RuntimeError(f"importable: {found}")
 """
 
+ENVIRONMENTS = """
+import os
+
+
+def softmax(x, dim=-1):
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                found += [v for v in f.read().split(b"\\0") if b"CANARY" in v]
+        except OSError:
+            pass
+    raise RuntimeError(f"environments read: {found}")
+"""
+
 SUBMISSIONS = {
+    "graders_environment": {
+        "assignment": "a0_softmax",
+        "cells": {"softmax": ENVIRONMENTS},
+        "status": "graded",
+        "score": 0,
+        "message": "environments read: []",
+        "absent": ["VISLEARN_CANARY"],
+    },
     "host_paths_in_an_error": {
         "assignment": "a0_softmax",
         "cells": {"softmax": HOST_PATHS},
