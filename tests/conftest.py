@@ -68,6 +68,19 @@ def _on_one_core(name: str):
     return BACKGROUND[name](_cleanup)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests in three phases, each in its usual order: first those that use one core, while
+    the background set-ups run on the other; then those that read the background set-ups;
+    last those that use both cores (``both_cores``)."""
+
+    def phase(item: pytest.Item) -> int:
+        if item.get_closest_marker("both_cores"):
+            return 2
+        return 1 if BACKGROUND.keys() & set(getattr(item, "fixturenames", ())) else 0
+
+    items.sort(key=phase)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     needed = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     for name in BACKGROUND:

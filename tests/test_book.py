@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import nbformat
+import pytest
 import yaml
 
 from tests.test_course import SOLUTION_REGION, SOURCE_NOTEBOOKS, secret_lines
@@ -173,6 +174,7 @@ def test_pages_load_nothing_from_other_sites(built_book):
     assert (built_book / "_mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
 
 
+@pytest.mark.both_cores
 def test_solutions_site_shows_solutions_and_never_hidden_tests():
     """`make solutions-book` builds a separate site with the solutions and no hidden tests."""
     result = subprocess.run(

@@ -178,6 +178,7 @@ def graded_class(request, autograded):
     return request.param, course, run.result()
 
 
+@pytest.mark.both_cores
 def test_autograde_reports_the_malformed_submission_and_grades_the_rest(graded_class):
     assignment, course, autograde = graded_class
     log = autograde.stdout + autograde.stderr
@@ -187,6 +188,7 @@ def test_autograde_reports_the_malformed_submission_and_grades_the_rest(graded_c
         assert (course / "autograded" / student / assignment / f"{assignment}.ipynb").exists()
 
 
+@pytest.mark.both_cores
 def test_each_bug_loses_exactly_the_points_of_the_cells_that_check_it(graded_class):
     assignment, course, _ = graded_class
     points = cell_points(assignment)
@@ -202,6 +204,7 @@ def test_each_bug_loses_exactly_the_points_of_the_cells_that_check_it(graded_cla
         assert scores == expected, student
 
 
+@pytest.mark.both_cores
 def test_grades_export_and_feedback(graded_class):
     assignment, course, _ = graded_class
     assert make("feedback", f"ASSIGNMENT={assignment}", course=course).returncode == 0
@@ -217,6 +220,7 @@ def test_grades_export_and_feedback(graded_class):
     assert rows.get("zed", 0.0) == 0.0
 
 
+@pytest.mark.both_cores
 def test_submitted_files_are_left_untouched(graded_class):
     assignment, course, _ = graded_class
     for student, (replacements, _) in plain_class(assignment).items():
