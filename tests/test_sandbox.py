@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,14 +69,25 @@ def argv(tmp_path_factory) -> list[str]:
                        sandboxed=True, gpu=False)  # fmt: skip
 
 
-def started(argv: list[str], cells: str, workdir: Path | None = None) -> Sandbox:
-    sandbox = Sandbox(zygote(argv, sandboxed=workdir is None), workdir)
+def started(argv: list[str]) -> Sandbox:
+    """A sandbox that has run :data:`LEAVE`."""
+    sandbox = Sandbox(zygote(argv, sandboxed=True), None)
     deadline = time.monotonic() + 60
-    sandbox.send({"op": "setup", "cells": [["cell", cells]], "forbidden": [], "seed": 1,
+    sandbox.send({"op": "setup", "cells": [["cell", LEAVE]], "forbidden": [], "seed": 1,
                   "threads": 1, "gpu_fraction": None}, deadline)  # fmt: skip
     assert sandbox.receive(deadline)["op"] == "hello"
     assert sandbox.receive(deadline) == {"op": "ready", "errors": [], "refused": []}
     return sandbox
+
+
+@contextmanager
+def running(argv: list[str]) -> Iterator[Sandbox]:
+    """:func:`started`, killed on exit."""
+    sandbox = started(argv)
+    try:
+        yield sandbox
+    finally:
+        sandbox.kill()
 
 
 def called(sandbox: Sandbox, name: str, timeout: float = 30) -> object:
@@ -109,56 +122,41 @@ def test_the_self_test_names_what_an_unsandboxed_process_reaches(tmp_path):
 
 
 def test_nothing_a_sandbox_writes_reaches_the_next(argv):
-    first = started(argv, LEAVE)
-    try:
+    with running(argv) as first:
         assert set(called(first, "leave")) == {"/tmp", "/sandbox", "/dev/shm"}
-    finally:
-        first.kill()
-    second = started(argv, LEAVE)
-    try:
+    with running(argv) as second:
         assert called(second, "find") == []
-    finally:
-        second.kill()
 
 
 def test_a_sandbox_that_never_answers_is_killed_and_the_next_one_starts(argv):
-    spinning = started(argv, LEAVE)
+    spinning = started(argv)
     with pytest.raises(SandboxError) as timeout:
         called(spinning, "spin", timeout=1)
     assert timeout.value.kind == "timeout"
     spinning.kill()
     assert not spinning.alive
     assert "SIGKILL" in spinning.how_it_ended()
-    after = started(argv, LEAVE)
-    try:
+    with running(argv) as after:
         assert called(after, "find") == []
-    finally:
-        after.kill()
 
 
 def test_a_zygote_that_died_is_started_again(argv):
     first = zygote(argv, sandboxed=True)
     first.process.kill()
     first.process.wait()
-    sandbox = started(argv, LEAVE)
-    try:
+    with running(argv) as sandbox:
         assert sandbox.zygote is not first and sandbox.zygote.alive
-    finally:
-        sandbox.kill()
 
 
 def test_a_python_environment_under_tmp_stays_in_sight(argv):
     """The fork's fresh /tmp hides what bubblewrap bound there: it is bound again."""
-    inside = started(argv, LEAVE)
-    try:
+    with running(argv) as inside:
         assert called(inside, "under_tmp") == "under /tmp"
         assert "/tmp" in called(inside, "leave")
-    finally:
-        inside.kill()
 
 
 def test_a_sandbox_lost_with_its_zygote_is_the_graders_fault_not_the_students(argv):
-    lost = started(argv, LEAVE)
+    lost = started(argv)
     threading.Timer(0.5, lost.zygote.process.kill).start()  # during the call
     with pytest.raises(SandboxError) as error:
         called(lost, "spin", timeout=20)
@@ -172,15 +170,9 @@ def test_without_nested_namespaces_each_sandbox_gets_a_container_of_its_own(argv
     the zygote's container is the sandbox, and each sandbox gets a zygote of its own."""
     plain = [argv[0], "--disable-userns", *argv[1:]]
     assert self_test(plain, ROOT) == []
-    first = started(plain, LEAVE)
-    try:
+    with running(plain) as first:
         assert first.zygote.one_sandbox
         assert {"/tmp", "/sandbox"} <= set(called(first, "leave"))
-    finally:
-        first.kill()
-    second = started(plain, LEAVE)
-    try:
+    with running(plain) as second:
         assert second.zygote is not first.zygote
         assert called(second, "find") == []
-    finally:
-        second.kill()

@@ -10,8 +10,8 @@ Each module defines ``SUBMISSION``, a dict with
   range, for a training whose accuracy lies between a threshold's two ends; ``status`` a tuple
   of statuses, where the machine's load decides which limit a submission reaches first);
 
-and optionally ``message`` (a text the feedback must contain), ``absent`` (texts it must not
-contain), ``files`` (file name -> text,
+and optionally ``message`` (a text the feedback must contain, or a tuple of texts of which it
+must contain one), ``absent`` (texts it must not contain), ``files`` (file name -> text,
 planted beside the notebook), ``notebook`` (the notebook's file name, if not the
 assignment's), ``truncate`` (cut the notebook's JSON in half), ``delete`` (grade ids of cells
 removed), ``duplicate`` (grade id -> source of a copy inserted after that cell, with the same

@@ -1,6 +1,7 @@
 """A memory bomb in the graded function: it hits the memory limit and raises MemoryError. On a
-heavily loaded machine a call can reach its time limit first (seen at a load average of 7):
-`timed out`, with the same score and the other calls' MemoryError."""
+loaded machine (its bytearrays are written to, 1.5 GB of them) a call can reach its time limit
+first, and every call may (seen with the corpus sharing its core with Chromium): `timed out`,
+with the same score, and the timeout's message instead of MemoryError."""
 
 SUBMISSION = {
     "assignment": "a0_softmax",
@@ -14,5 +15,5 @@ def softmax(x, dim=-1):
     },
     "status": ("graded", "timed out"),
     "score": 0,
-    "message": "MemoryError",
+    "message": ("MemoryError", "did not finish within"),
 }
