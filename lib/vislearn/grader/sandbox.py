@@ -469,18 +469,10 @@ class Sandbox:
         code = self.zygote.wait(self.number, timeout=5)
         if code is None and not self.zygote.alive:
             return SandboxError("infrastructure", "the grader's zygote ended during the call")
-        return SandboxError("crash", self.how_it_ended(code))
+        return SandboxError("crash", _ending(code))
 
-    def how_it_ended(self, code: int | None = None) -> str:
-        code = self.zygote.wait(self.number, timeout=5) if code is None else code
-        if code is None:
-            return "the sandbox closed its connection"
-        if code > 128:  # killed by a signal (reported as 128 + its number)
-            number = code - 128
-            name = signal.Signals(number).name if number in signal.valid_signals() else number
-            hint = {"SIGXCPU": " (CPU-time limit)", "SIGKILL": " (killed: a limit was reached)"}
-            return f"the sandbox process was killed by {name}{hint.get(name, '')}"
-        return f"the sandbox process exited with code {code}"
+    def how_it_ended(self) -> str:
+        return _ending(self.zygote.wait(self.number, timeout=5))
 
     def stderr_tail(self) -> str:
         if self._stderr.closed:
@@ -499,6 +491,18 @@ class Sandbox:
             for fd in (self._in, self._out):
                 os.close(fd)
             self._stderr.close()
+
+
+def _ending(code: int | None) -> str:
+    """How a sandbox that exited with ``code`` (None: unknown) ended, in words."""
+    if code is None:
+        return "the sandbox closed its connection"
+    if code > 128:  # killed by a signal (reported as 128 + its number)
+        number = code - 128
+        name = signal.Signals(number).name if number in signal.valid_signals() else number
+        hint = {"SIGXCPU": " (CPU-time limit)", "SIGKILL": " (killed: a limit was reached)"}
+        return f"the sandbox process was killed by {name}{hint.get(name, '')}"
+    return f"the sandbox process exited with code {code}"
 
 
 def _remaining(deadline: float, what: str) -> float:
